@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import { Bus } from './bus/connection.js';
+import type { Config } from './config/index.js';
+import { Database } from './db/connection.js';
+import type { Dependency } from './health.js';
+import { createHttpApp } from './http/app.js';
+import { healthRoutes } from './http/health-routes.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { dependenciesOf, ROLE_DEFINITIONS, type RoleContext, type RunningRole } from './roles/index.js';
+
+export interface StartOptions {
+  logger?: Logger;
+  /** How long stop() lets in-flight HTTP requests finish before cutting connections. */
+  httpDrainMs?: number;
+}
+
+export interface App {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly db: Database | undefined;
+  readonly bus: Bus | undefined;
+  /** The client's `connection_name`, shown by `rabbitmqctl list_connections client_properties`. */
+  readonly connectionName: string;
+  readonly server: Server;
+  /** http://host:port the server listens on (the real port when PORT=0). */
+  readonly url: string;
+  /** Stops accepting, drains, stops the roles in reverse order, closes connections. */
+  stop(): Promise<void>;
+}
+
+/** Builds {config, logger, metrics, db, bus} once, starts the selected roles, then listens. */
+export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const needs = dependenciesOf(config.roles);
+  const connectionName = `hookbus ${config.roles.join('+')} ${process.pid} ${randomBytes(4).toString('hex')}`;
+
+  const db = needs.has('mongodb') ? new Database({ uri: config.mongodb.uri, logger }) : undefined;
+  const bus = needs.has('rabbitmq') ? new Bus({ url: config.amqp.url, connectionName, logger }) : undefined;
+  db?.connect();
+  const dependencies = [db, bus].filter((d): d is Database | Bus => d !== undefined) satisfies Dependency[];
+  const metrics = createMetrics(dependencies);
+
+  const ctx = { config, logger, metrics, db, bus } as RoleContext;
+  const running: RunningRole[] = [];
+  for (const role of config.roles) running.push(await ROLE_DEFINITIONS[role].start(ctx));
+
+  let shuttingDown = false;
+  const http = createHttpApp({
+    logger,
+    metrics,
+    routers: [healthRoutes(dependencies, metrics), ...running.flatMap((r) => r.routers)],
+    isShuttingDown: () => shuttingDown,
+  });
+  const server = createServer(http);
+  server.listen(config.http.port, config.http.host);
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  logger.info({ port, roles: config.roles }, 'hookbus listening');
+
+  const stop = async () => {
+    shuttingDown = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const drained = await Promise.race([
+      closed.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(resolve, options.httpDrainMs ?? 5000, false).unref()),
+    ]);
+    if (!drained) {
+      logger.warn('http requests still open after the drain period; closing their connections');
+      server.closeAllConnections();
+      await closed;
+    }
+    for (const role of running.reverse()) await role.stop();
+    await bus?.close();
+    await db?.close();
+    logger.info('hookbus stopped');
+  };
+
+  return { config, logger, metrics, db, bus, connectionName, server, url: `http://${host}:${port}`, stop };
+}

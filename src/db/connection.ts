@@ -1,0 +1,82 @@
+import mongoose, { type Connection } from 'mongoose';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { within, type Dependency } from '../health.js';
+import { redactUrl, type Logger } from '../logger.js';
+
+export interface DatabaseOptions {
+  uri: string;
+  logger: Logger;
+  /** How long one connect attempt or operation waits for a server. */
+  serverSelectionTimeoutMs?: number;
+  reconnectSeconds?: number;
+  maxReconnectSeconds?: number;
+}
+
+/**
+ * The MongoDB connection of one process. The driver reconnects a lost connection by itself; the
+ * first connect is retried here with exponential backoff, so hookbus starts (and answers /readyz
+ * with 503) while MongoDB is still down.
+ */
+export class Database implements Dependency {
+  readonly name = 'mongodb';
+  readonly connection: Connection;
+  private closed = false;
+  private opening: Promise<void> | undefined;
+
+  constructor(private readonly options: DatabaseOptions) {
+    this.connection = mongoose.createConnection();
+    const { logger } = options;
+    this.connection.on('connected', () => logger.info({ uri: redactUrl(options.uri) }, 'mongodb connected'));
+    this.connection.on('disconnected', () => {
+      if (!this.closed) logger.warn('mongodb connection lost; reconnecting');
+    });
+    this.connection.on('reconnected', () => logger.info('mongodb reconnected'));
+    // Without a listener, a driver error event would crash the process.
+    this.connection.on('error', (err: Error) => logger.warn({ err: err.message }, 'mongodb error'));
+  }
+
+  /** Starts connecting; resolves at once. `ready()` resolves when the first connect succeeded. */
+  connect(): void {
+    this.opening ??= this.openWithRetry();
+  }
+
+  async ready(): Promise<void> {
+    this.connect();
+    await this.opening;
+  }
+
+  private async openWithRetry(): Promise<void> {
+    const base = (this.options.reconnectSeconds ?? 0.5) * 1000;
+    const max = (this.options.maxReconnectSeconds ?? 30) * 1000;
+    for (let wait = base; !this.closed; wait = Math.min(max, wait * 2)) {
+      try {
+        await this.connection.openUri(this.options.uri, {
+          serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMs ?? 5000,
+          heartbeatFrequencyMS: 2000,
+          autoIndex: true,
+        });
+        return;
+      } catch (error) {
+        if (this.closed) return;
+        this.options.logger.warn({ err: (error as Error).message, retryInMs: wait }, 'mongodb connect failed');
+        await sleep(wait);
+      }
+    }
+  }
+
+  async check(): Promise<boolean> {
+    const db = this.connection.db;
+    if (this.connection.readyState !== mongoose.ConnectionStates.connected || !db) return false;
+    return within(
+      db.command({ ping: 1 }).then(() => true),
+      1000,
+      false,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.opening?.catch(() => undefined);
+    await this.connection.close();
+  }
+}

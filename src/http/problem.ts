@@ -1,0 +1,53 @@
+import { STATUS_CODES } from 'node:http';
+import type { Response } from 'express';
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** An RFC 9457 problem: thrown anywhere in a request, answered as application/problem+json. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly extra: {
+      type?: string;
+      title?: string;
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+  }
+}
+
+export const PROBLEM_TYPE_BASE = 'urn:hookbus:problem:';
+
+export function sendProblem(res: Response, problem: HttpProblem): void {
+  const { status, detail, extra } = problem;
+  for (const [name, value] of Object.entries(extra.headers ?? {})) res.setHeader(name, value);
+  const title = extra.title ?? STATUS_CODES[status] ?? 'Error';
+  res
+    .status(status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        type: extra.type ? `${PROBLEM_TYPE_BASE}${extra.type}` : 'about:blank',
+        title,
+        status,
+        detail,
+        ...(extra.errors ? { errors: extra.errors } : {}),
+      }),
+    );
+}
+
+export const notFound = (detail = 'No such resource.') => new HttpProblem(404, detail);
+
+export const validationProblem = (errors: FieldError[]) =>
+  new HttpProblem(400, errors.map((e) => `${e.path}: ${e.message}`).join('; '), {
+    type: 'validation-error',
+    title: 'Invalid request',
+    errors,
+  });

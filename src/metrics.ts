@@ -1,0 +1,39 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { checkAll, type Dependency } from './health.js';
+
+/** Every hookbus metric, defined in one place (SPEC §6: the names are a public contract). */
+/** `dependencies` are the ones this process's roles need; each is checked at every scrape. */
+export function createMetrics(dependencies: readonly Dependency[]) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'hookbus_http_requests_total',
+      help: 'HTTP requests answered, by method, route pattern and status code.',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      registers: [registry],
+    }),
+    httpRequestDuration: new Histogram({
+      name: 'hookbus_http_request_duration_seconds',
+      help: 'Time from receiving an HTTP request to finishing its response.',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    dependencyUp: new Gauge({
+      name: 'hookbus_dependency_up',
+      help: '1 while the dependency answers, 0 while it is down; checked at every scrape.',
+      labelNames: ['dependency'] as const,
+      registers: [registry],
+      async collect() {
+        for (const [dependency, up] of Object.entries(await checkAll(dependencies))) {
+          this.set({ dependency }, up ? 1 : 0);
+        }
+      },
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
