@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { parseDuration } from '../../src/config/formats.js';
 import { schemaKeys } from '../../src/config/schema.js';
+import { normalizeTables, README_PATH, replaceConfigTable } from '../../scripts/config-table.js';
 
 const base = { NODE_ENV: 'test' };
 const errorOf = (env: Record<string, string>) => {
@@ -189,5 +191,14 @@ describe('configuration', () => {
     const error = errorOf({ AMQP_URL: 'http://user:hunter2@x' });
     expect(error.message).toMatch(/AMQP_URL/);
     expect(error.message).not.toContain('hunter2');
+  });
+});
+
+describe('the README configuration table', () => {
+  it('When the README is read, then its table is exactly the one generated from the schema', () => {
+    const readme = readFileSync(README_PATH, 'utf8');
+    expect(normalizeTables(readme), 'run `npm run config:table -- --write`').toBe(
+      normalizeTables(replaceConfigTable(readme)),
+    );
   });
 });
