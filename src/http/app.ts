@@ -5,6 +5,7 @@ import express, {
   type RequestHandler,
   type Router,
 } from 'express';
+import onHeaders from 'on-headers';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -84,8 +85,11 @@ export function createHttpApp(options: HttpAppOptions): Express {
     }),
   );
   app.use(instrument(metrics));
+  // Decided when the headers go out, so requests already in flight at SIGTERM close their connection too.
   app.use((_req, res, next) => {
-    if (options.isShuttingDown()) res.setHeader('Connection', 'close');
+    onHeaders(res, () => {
+      if (options.isShuttingDown()) res.setHeader('Connection', 'close');
+    });
     next();
   });
 

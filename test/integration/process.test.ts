@@ -1,8 +1,9 @@
 import amqplib from 'amqplib';
 import { request, Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AMQP_URL, testEnv, uniqueName } from '../support/env.js';
+import { AMQP_URL, mongoUri, testEnv, uniqueName } from '../support/env.js';
 import { listeningPort, spawnHookbus, type HookbusProcess } from '../support/process.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/wait.js';
 
 const SHUTDOWN_BOUND_MS = 10_000;
@@ -63,6 +64,27 @@ describe('the hookbus process', () => {
       await expect(fetch(`${url}/healthz`)).rejects.toThrow();
     },
   );
+
+  it('When SIGTERM arrives while a request is in flight, then that request is answered before it exits 0', async () => {
+    // /readyz waits up to 1 s for MongoDB's ping; a frozen relay makes that wait real.
+    const mongo = new URL(mongoUri());
+    const proxy = await new TcpProxy(mongo.hostname, Number(mongo.port || 27017)).start();
+    mongo.host = `127.0.0.1:${proxy.port}`;
+    const { proc, url } = await startProcess({ MONGODB_URI: mongo.toString() });
+
+    proxy.freeze();
+    const inFlight = fetch(`${url}/readyz`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    proc.child.kill('SIGTERM');
+    const res = await inFlight;
+    expect(res.status).toBe(503);
+    expect(res.headers.get('connection')).toBe('close');
+    expect(await res.json()).toMatchObject({ checks: { mongodb: 'down' } });
+    proxy.thaw();
+
+    expect((await proc.exited).code).toBe(0);
+    await proxy.stop();
+  });
 
   it('When the roles are ingest and dispatcher, then no JWT key is needed and it becomes ready', async () => {
     const { proc, url } = await startProcess({ NODE_ENV: 'production', HOOKBUS_ROLES: 'ingest,dispatcher' });

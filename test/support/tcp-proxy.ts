@@ -2,12 +2,15 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 
 /**
- * A TCP relay in front of a real server. `cut()` drops every relayed connection and refuses new
- * ones, the way a network partition or a crashed server would; `restore()` accepts again.
+ * A TCP relay in front of a real server, to break a dependency the way a network would.
+ * `cut()` drops every relayed connection and refuses new ones (a partition or a crashed server);
+ * `freeze()` keeps the connections open but relays nothing (a hung server) until `thaw()`.
  */
 export class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private frozen = false;
+  private held: [Socket, Buffer][] = [];
   port = 0;
 
   constructor(
@@ -18,15 +21,22 @@ export class TcpProxy {
   async start(port = 0): Promise<this> {
     this.server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        this.sockets.add(from);
+        from.on('close', () => this.sockets.delete(from));
+        from.on('error', () => {
           client.destroy();
           upstream.destroy();
         });
+        from.on('data', (chunk: Buffer) => {
+          if (this.frozen) this.held.push([to, chunk]);
+          else to.write(chunk);
+        });
+        from.on('end', () => to.end());
       }
-      client.pipe(upstream).pipe(client);
     });
     this.server.listen(port, '127.0.0.1');
     await once(this.server, 'listening');
@@ -45,7 +55,18 @@ export class TcpProxy {
     await this.start(this.port);
   }
 
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const [to, chunk] of this.held) if (!to.destroyed) to.write(chunk);
+    this.held = [];
+  }
+
   async stop(): Promise<void> {
+    this.thaw();
     await this.cut();
   }
 }
