@@ -9,7 +9,9 @@ describe('request logs', () => {
   let app: App;
 
   beforeAll(async () => {
-    const logger = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const logger = createLogger('info', {
+      write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+    });
     app = await startApp(loadConfig(testEnv()), { logger });
   });
   afterAll(async () => {
