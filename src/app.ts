@@ -3,14 +3,17 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Bus } from './bus/connection.js';
+import { Control, controlTopology } from './bus/control.js';
+import { ConfirmPublisher } from './bus/publisher.js';
 import type { Config } from './config/index.js';
 import { Database } from './db/connection.js';
 import type { Dependency } from './health.js';
 import { createHttpApp } from './http/app.js';
+import { fastRouter } from './http/fast-route.js';
 import { healthRoutes } from './http/health-routes.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { dependenciesOf, ROLE_DEFINITIONS, type RoleContext, type RunningRole } from './roles/index.js';
+import { dependenciesOf, ROLE_DEFINITIONS, topologyOf, type RoleContext, type RunningRole } from './roles/index.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -42,21 +45,40 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const db = needs.has('mongodb') ? new Database({ uri: config.mongodb.uri, logger }) : undefined;
   const bus = needs.has('rabbitmq') ? new Bus({ url: config.amqp.url, connectionName, logger }) : undefined;
   db?.connect();
-  const dependencies = [db, bus].filter((d): d is Database | Bus => d !== undefined) satisfies Dependency[];
+  const topologies = [controlTopology, ...topologyOf(config)];
+  const publisher = bus
+    ? new ConfirmPublisher(bus, 'publisher', async (channel) => {
+        for (const declare of topologies) await declare(channel);
+      })
+    : undefined;
+  const control = bus && publisher ? new Control(bus, publisher, logger) : undefined;
+  const rabbitmq: Dependency | undefined = bus && {
+    name: 'rabbitmq',
+    // Connected, and the publishing channel is open with the topology declared.
+    check: async () => bus.isConnected() && (publisher?.isReady() ?? false),
+  };
+  const dependencies = [db, rabbitmq].filter((d): d is Dependency => d !== undefined);
   const metrics = createMetrics(dependencies);
 
-  const ctx = { config, logger, metrics, db, bus } as RoleContext;
+  const ctx = { config, logger, metrics, db, bus, publisher, control } as RoleContext;
   const running: RunningRole[] = [];
   for (const role of config.roles) running.push(await ROLE_DEFINITIONS[role].start(ctx));
 
   let shuttingDown = false;
+  const isShuttingDown = () => shuttingDown;
   const http = createHttpApp({
     logger,
     metrics,
     routers: [healthRoutes(dependencies, metrics), ...running.flatMap((r) => r.routers)],
-    isShuttingDown: () => shuttingDown,
+    isShuttingDown,
   });
-  const server = createServer(http);
+  const fast = fastRouter(
+    running.flatMap((r) => r.fastRoutes),
+    { logger, metrics, isShuttingDown },
+  );
+  const server = createServer((req, res) => {
+    if (!fast.serve(req, res)) http(req, res);
+  });
   server.listen(config.http.port, config.http.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
@@ -77,6 +99,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       await closed;
     }
     for (const role of running.reverse()) await role.stop();
+    await control?.close();
+    await publisher?.close();
     await bus?.close();
     await db?.close();
     logger.info('hookbus stopped');

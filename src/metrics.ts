@@ -7,7 +7,7 @@ export function createMetrics(dependencies: readonly Dependency[]) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  return {
+  const metrics = {
     registry,
     httpRequests: new Counter({
       name: 'hookbus_http_requests_total',
@@ -22,6 +22,18 @@ export function createMetrics(dependencies: readonly Dependency[]) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    inboundRequests: new Counter({
+      name: 'hookbus_inbound_requests_total',
+      help: 'Inbound webhook requests, by outcome.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    inboundPublishDuration: new Histogram({
+      name: 'hookbus_inbound_publish_duration_seconds',
+      help: "Time from publishing an inbound webhook to the broker's confirm.",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
     dependencyUp: new Gauge({
       name: 'hookbus_dependency_up',
       help: '1 while the dependency answers, 0 while it is down; checked at every scrape.',
@@ -34,6 +46,20 @@ export function createMetrics(dependencies: readonly Dependency[]) {
       },
     }),
   };
+  // Every outcome is exported from the start, at 0, so rates and ratios exist before the first event.
+  for (const outcome of INBOUND_OUTCOMES) metrics.inboundRequests.inc({ outcome }, 0);
+  return metrics;
 }
+
+export const INBOUND_OUTCOMES = [
+  'published',
+  'unknown_hook',
+  'unsupported_media_type',
+  'invalid_json',
+  'too_large',
+  'bad_signature',
+  'broker_unavailable',
+] as const;
+export type InboundOutcome = (typeof INBOUND_OUTCOMES)[number];
 
 export type Metrics = ReturnType<typeof createMetrics>;

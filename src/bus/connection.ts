@@ -1,6 +1,5 @@
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel } from 'amqplib';
-import type { Dependency } from '../health.js';
 import { redactUrl, type Logger } from '../logger.js';
 
 /** Declares exchanges, queues and bindings; re-run on every (re)connect. */
@@ -21,11 +20,8 @@ export interface BusOptions {
  * The RabbitMQ connection of one process: reconnects by itself with exponential backoff and
  * re-declares every registered topology on each new connection. Channels are confirm channels.
  */
-export class Bus implements Dependency {
-  readonly name = 'rabbitmq';
+export class Bus {
   readonly manager: AmqpConnectionManager;
-  /** Confirm channel that owns the topology declarations. */
-  private readonly topologyChannel: ChannelWrapper;
   private blocked = false;
 
   constructor(private readonly options: BusOptions) {
@@ -58,12 +54,6 @@ export class Bus implements Dependency {
     this.manager.on('unblocked', () => {
       this.blocked = false;
     });
-    this.topologyChannel = this.manager.createChannel({ name: 'topology', confirm: true });
-  }
-
-  /** Declares the topology now (once connected) and again after every reconnect. */
-  async declare(topology: Topology): Promise<void> {
-    await this.topologyChannel.addSetup(topology);
   }
 
   /** A new confirm channel whose setup (consumers, prefetch) re-runs after every reconnect. */
@@ -75,18 +65,8 @@ export class Bus implements Dependency {
     return this.manager.isConnected() && !this.blocked;
   }
 
-  async check(): Promise<boolean> {
-    return this.isConnected();
-  }
-
-  /** Resolves once connected and the topology is declared. */
-  async waitForConnect(): Promise<void> {
-    await this.topologyChannel.waitForConnect();
-  }
-
-  /** Closes the channels before the connection, so their last acks and confirms are not lost. */
+  /** Close every channel first (their owners do), so their last acks and confirms are not lost. */
   async close(): Promise<void> {
-    await this.topologyChannel.close();
     await this.manager.close();
   }
 }

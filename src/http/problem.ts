@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 
 export interface FieldError {
   path: string;
@@ -25,22 +25,21 @@ export class HttpProblem extends Error {
 
 export const PROBLEM_TYPE_BASE = 'urn:hookbus:problem:';
 
-export function sendProblem(res: Response, problem: HttpProblem): void {
+/** Works on a plain node:http response as well as on Express's. */
+export function sendProblem(res: ServerResponse, problem: HttpProblem): void {
   const { status, detail, extra } = problem;
   for (const [name, value] of Object.entries(extra.headers ?? {})) res.setHeader(name, value);
-  const title = extra.title ?? STATUS_CODES[status] ?? 'Error';
-  res
-    .status(status)
-    .type('application/problem+json')
-    .send(
-      JSON.stringify({
-        type: extra.type ? `${PROBLEM_TYPE_BASE}${extra.type}` : 'about:blank',
-        title,
-        status,
-        detail,
-        ...(extra.errors ? { errors: extra.errors } : {}),
-      }),
-    );
+  const body = JSON.stringify({
+    type: extra.type ? `${PROBLEM_TYPE_BASE}${extra.type}` : 'about:blank',
+    title: extra.title ?? STATUS_CODES[status] ?? 'Error',
+    status,
+    detail,
+    ...(extra.errors ? { errors: extra.errors } : {}),
+  });
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
 }
 
 export const notFound = (detail = 'No such resource.') => new HttpProblem(404, detail);

@@ -1,9 +1,16 @@
 import type { Router } from 'express';
-import type { Bus } from '../bus/connection.js';
+import type { Bus, Topology } from '../bus/connection.js';
+import type { Control } from '../bus/control.js';
+import type { ConfirmPublisher } from '../bus/publisher.js';
 import { inboundTopology } from '../bus/topology.js';
 import type { Config, Role } from '../config/index.js';
 import type { Database } from '../db/connection.js';
 import type { DependencyName } from '../health.js';
+import { HookCache } from '../hooks/cache.js';
+import { hookConfigRoutes } from '../hooks/config-routes.js';
+import { hookModel } from '../hooks/model.js';
+import { inboundRoute } from '../hooks/receive.js';
+import type { FastRoute } from '../http/fast-route.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 
@@ -13,10 +20,14 @@ export interface RoleContext {
   metrics: Metrics;
   db: Database;
   bus: Bus;
+  /** The process's one confirm channel for publishing; declares every role's topology. */
+  publisher: ConfirmPublisher;
+  control: Control;
 }
 
 export interface RunningRole {
   routers: Router[];
+  fastRoutes: FastRoute[];
   /** Stops taking new work and finishes what is in flight (bounded by the caller). */
   stop(): Promise<void>;
 }
@@ -24,6 +35,8 @@ export interface RunningRole {
 interface RoleDefinition {
   /** What the role cannot work without; /readyz checks exactly these. */
   needs: readonly DependencyName[];
+  /** Exchanges and queues the role publishes to; declared on every (re)connect. */
+  topology?: (config: Config) => Topology;
   start(ctx: RoleContext): Promise<RunningRole>;
 }
 
@@ -37,21 +50,36 @@ const nothingToStop = async () => undefined;
 export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   api: {
     needs: ['mongodb', 'rabbitmq'],
-    start: async () => ({ routers: [], stop: nothingToStop }),
+    start: async ({ config, db, control }) => ({
+      routers: [hookConfigRoutes(config, hookModel(db.connection), control)],
+      fastRoutes: [],
+      stop: nothingToStop,
+    }),
   },
   ingest: {
     needs: ['mongodb', 'rabbitmq'],
-    start: async ({ bus, config }) => {
-      await bus.declare(inboundTopology(config.inbound.exchange));
-      return { routers: [], stop: nothingToStop };
+    topology: (config) => inboundTopology(config.inbound.exchange),
+    start: async ({ config, db, control, publisher, metrics }) => {
+      const cache = new HookCache(hookModel(db.connection));
+      control.subscribe(cache);
+      return {
+        routers: [],
+        fastRoutes: [inboundRoute({ config, cache, publisher, metrics })],
+        stop: nothingToStop,
+      };
     },
   },
   dispatcher: {
     needs: ['mongodb', 'rabbitmq'],
-    start: async () => ({ routers: [], stop: nothingToStop }),
+    start: async () => ({ routers: [], fastRoutes: [], stop: nothingToStop }),
   },
 };
 
 export function dependenciesOf(roles: readonly Role[]): Set<DependencyName> {
   return new Set(roles.flatMap((role) => ROLE_DEFINITIONS[role].needs));
+}
+
+/** The topology of the selected roles, in role order. */
+export function topologyOf(config: Config): Topology[] {
+  return config.roles.flatMap((role) => ROLE_DEFINITIONS[role].topology?.(config) ?? []);
 }

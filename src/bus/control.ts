@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Logger } from '../logger.js';
+import type { Bus, Topology } from './connection.js';
+import type { ConfirmPublisher } from './publisher.js';
+
+/** Fanout exchange for cache invalidations between processes; never carries envelopes. */
+export const CONTROL_EXCHANGE = 'hookbus.control';
+
+export type ControlMessage = { kind: 'hook.changed'; token: string };
+
+export interface ControlHandler {
+  onMessage(message: ControlMessage): void;
+  /** Called after every (re)connect: messages sent while disconnected were missed. */
+  onResync(): void;
+}
+
+export const controlTopology: Topology = async (channel) => {
+  await channel.assertExchange(CONTROL_EXCHANGE, 'fanout', { durable: true });
+};
+
+const CONFIRM_TIMEOUT_MS = 5000;
+
+/**
+ * Announces changes to every hookbus process (this one included, directly and at once) and
+ * delivers the announcements of others to the handlers registered here.
+ */
+export class Control {
+  private readonly handlers: ControlHandler[] = [];
+  private consumer: ChannelWrapper | undefined;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly publisher: ConfirmPublisher,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Resolves once the broker has the announcement for every other process. Never rejects: when
+   * the broker is unreachable, the other processes miss it, but each one clears its caches when
+   * it reconnects (onResync), and none can publish an inbound webhook while disconnected anyway.
+   */
+  async announce(message: ControlMessage): Promise<void> {
+    this.deliver(message);
+    try {
+      await this.publisher.publish(
+        CONTROL_EXCHANGE,
+        '',
+        Buffer.from(JSON.stringify(message)),
+        { messageId: `ctl_${randomUUID()}`, contentType: 'application/json', persistent: false },
+        CONFIRM_TIMEOUT_MS,
+      );
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message, kind: message.kind }, 'control announcement not delivered');
+    }
+  }
+
+  /** Starts the process's own exclusive queue on the fanout the first time a handler registers. */
+  subscribe(handler: ControlHandler): void {
+    this.handlers.push(handler);
+    this.consumer ??= this.bus.channel('control-consumer', async (channel) => {
+      await controlTopology(channel);
+      const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await channel.bindQueue(queue, CONTROL_EXCHANGE, '');
+      await channel.consume(queue, (msg) => msg && this.receive(msg.content), { noAck: true });
+      for (const h of this.handlers) h.onResync();
+    });
+  }
+
+  private receive(content: Buffer): void {
+    try {
+      this.deliver(JSON.parse(content.toString()) as ControlMessage);
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'ignored an unreadable control message');
+    }
+  }
+
+  private deliver(message: ControlMessage): void {
+    for (const h of this.handlers) h.onMessage(message);
+  }
+
+  async close(): Promise<void> {
+    await this.consumer?.close();
+  }
+}

@@ -1,0 +1,82 @@
+import type { ConfirmChannel, Options } from 'amqplib';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Bus, Topology } from './connection.js';
+
+export type PublishFailure = 'unavailable' | 'returned' | 'nacked' | 'timeout';
+
+export class PublishError extends Error {
+  constructor(readonly reason: PublishFailure) {
+    super(`publish failed: ${reason}`);
+    this.name = 'PublishError';
+  }
+}
+
+interface Pending {
+  returned: boolean;
+}
+
+/**
+ * Publishes on one confirm channel with any number of publishes awaiting their confirms at once.
+ * `publish()` resolves only on the broker's ack; it rejects at once while there is no channel
+ * (no in-memory queue that could answer late), when the broker nacks, when a `mandatory`
+ * message comes back unroutable, when the channel dies first, or after `timeoutMs`.
+ */
+export class ConfirmPublisher {
+  private channel: ConfirmChannel | undefined;
+  private readonly wrapper: ChannelWrapper;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(bus: Bus, name: string, topology?: Topology) {
+    this.wrapper = bus.channel(name, async (channel) => {
+      if (topology) await topology(channel);
+      channel.on('return', (message: { properties: { messageId?: string } }) => {
+        const pending = this.pending.get(message.properties.messageId ?? '');
+        if (pending) pending.returned = true;
+      });
+      channel.once('close', () => {
+        if (this.channel === channel) this.channel = undefined;
+      });
+      this.channel = channel;
+    });
+  }
+
+  isReady(): boolean {
+    return this.channel !== undefined;
+  }
+
+  /** `options.messageId` is required: it ties a basic.return to its publish. */
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish & { messageId: string },
+    timeoutMs: number,
+  ): Promise<void> {
+    const channel = this.channel;
+    if (!channel) return Promise.reject(new PublishError('unavailable'));
+    const pending: Pending = { returned: false };
+    this.pending.set(options.messageId, pending);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => settle(new PublishError('timeout')), timeoutMs);
+      const settle = (error?: PublishError) => {
+        clearTimeout(timer);
+        this.pending.delete(options.messageId);
+        if (error) reject(error);
+        else resolve();
+      };
+      try {
+        channel.publish(exchange, routingKey, content, options, (err) => {
+          if (err) settle(new PublishError(String(err).includes('nacked') ? 'nacked' : 'unavailable'));
+          else settle(pending.returned ? new PublishError('returned') : undefined);
+        });
+      } catch {
+        // amqplib throws synchronously when the channel closed between our check and the write.
+        settle(new PublishError('unavailable'));
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.wrapper.close();
+  }
+}

@@ -1,0 +1,51 @@
+import { LRUCache } from 'lru-cache';
+import type { ControlHandler, ControlMessage } from '../bus/control.js';
+import type { HookModel, HookRecord } from './model.js';
+import { findHookByToken } from './repository.js';
+
+const MISSING = Symbol('missing');
+type Entry = HookRecord | typeof MISSING;
+
+export interface HookCacheOptions {
+  max?: number;
+  /** How long a found hook is served from memory; changes clear it sooner, through the bus. */
+  ttlMs?: number;
+  /** How long "no such token" is remembered, so a flood of made-up tokens does not reach MongoDB. */
+  missingTtlMs?: number;
+}
+
+/**
+ * Inbound hook lookups from memory. Concurrent misses for one token share a single query; an
+ * entry is dropped when any process announces a change to its hook, and everything is dropped
+ * after a reconnect to the bus (announcements may have been missed meanwhile).
+ */
+export class HookCache implements ControlHandler {
+  private readonly cache: LRUCache<string, Entry>;
+
+  constructor(hooks: HookModel, options: HookCacheOptions = {}) {
+    const missingTtl = options.missingTtlMs ?? 5_000;
+    this.cache = new LRUCache<string, Entry>({
+      max: options.max ?? 50_000,
+      ttl: options.ttlMs ?? 60_000,
+      fetchMethod: async (token, _stale, { options: fetchOptions }) => {
+        const hook = await findHookByToken(hooks, token);
+        if (hook) return hook;
+        fetchOptions.ttl = missingTtl;
+        return MISSING;
+      },
+    });
+  }
+
+  async get(token: string): Promise<HookRecord | undefined> {
+    const entry = await this.cache.fetch(token);
+    return entry === MISSING ? undefined : entry;
+  }
+
+  onMessage(message: ControlMessage): void {
+    if (message.kind === 'hook.changed') this.cache.delete(message.token);
+  }
+
+  onResync(): void {
+    this.cache.clear();
+  }
+}
