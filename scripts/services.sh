@@ -41,7 +41,10 @@ install_ferretdb() {
   if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "^version: $FERRETDB_VERSION"; then
     return 0
   fi
-  command -v go >/dev/null || { log "go is not on PATH: cannot build FerretDB"; return 1; }
+  command -v go >/dev/null || {
+    log "no MongoDB-wire server: MONGODB_URI is unset, mongod is not on PATH, and go (needed to build FerretDB) is not either"
+    return 1
+  }
   log "building FerretDB $FERRETDB_VERSION (takes a minute or more on two cores the first time)"
   src=$(cd /tmp && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -89,6 +92,15 @@ start_rabbitmq() {
   if port_open 127.0.0.1 5672; then
     log "RabbitMQ already answers on 127.0.0.1:5672"
     return 0
+  fi
+  if ! command -v rabbitmq-server >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "rabbitmq-server is not installed: installing Debian's package"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+    else
+      log "rabbitmq-server is not installed and cannot be installed here: install RabbitMQ 3, or point AMQP_URL at one"
+      return 1
+    fi
   fi
   log "starting RabbitMQ"
   rabbitmq-server -detached

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from any state of the machine: installs dependencies when they are missing
-# or stale, makes RabbitMQ and a MongoDB-wire server reachable, builds (the process tests run the
-# built entry point, as the Docker image does), then runs the unit and integration tests.
+# or stale, makes RabbitMQ and a MongoDB-wire server reachable, then runs the unit and integration
+# tests (the integration project builds first: its process tests run dist/main.js, as the image does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +9,6 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci
 fi
 bash scripts/services.sh up
-npm run build
 
 report=$(mktemp)
 status=0

@@ -7,13 +7,16 @@ import { Control, controlTopology } from './bus/control.js';
 import { ConfirmPublisher } from './bus/publisher.js';
 import type { Config } from './config/index.js';
 import { Database } from './db/connection.js';
-import type { Dependency } from './health.js';
+import { within, type Dependency } from './health.js';
 import { createHttpApp } from './http/app.js';
 import { fastRouter } from './http/fast-route.js';
 import { healthRoutes } from './http/health-routes.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { dependenciesOf, ROLE_DEFINITIONS, topologyOf, type RoleContext, type RunningRole } from './roles/index.js';
+
+/** Each connection gets this long to close during shutdown. */
+const CLOSE_TIMEOUT_MS = 2000;
 
 export interface StartOptions {
   logger?: Logger;
@@ -54,8 +57,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const control = bus && publisher ? new Control(bus, publisher, logger) : undefined;
   const rabbitmq: Dependency | undefined = bus && {
     name: 'rabbitmq',
-    // Connected, and the publishing channel is open with the topology declared.
-    check: async () => bus.isConnected() && (publisher?.isReady() ?? false),
+    // Connected, and every channel open with its topology declared and its consumers started.
+    check: async () => bus.isReady() && (publisher?.isReady() ?? false),
   };
   const dependencies = [db, rabbitmq].filter((d): d is Dependency => d !== undefined);
   const metrics = createMetrics(dependencies);
@@ -99,10 +102,23 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
       await closed;
     }
     for (const role of running.reverse()) await role.stop();
-    await control?.close();
-    await publisher?.close();
-    await bus?.close();
-    await db?.close();
+    // A hung broker or database must not hold the process past its shutdown bound.
+    const closeWithin = async (what: string, close: (() => Promise<void>) | undefined) => {
+      if (
+        close &&
+        !(await within(
+          close().then(() => true),
+          CLOSE_TIMEOUT_MS,
+          false,
+        ))
+      ) {
+        logger.warn({ what, timeoutMs: CLOSE_TIMEOUT_MS }, 'close did not finish in time; going on');
+      }
+    };
+    await closeWithin('control', control && (() => control.close()));
+    await closeWithin('publisher', publisher && (() => publisher.close()));
+    await closeWithin('rabbitmq', bus && (() => bus.close()));
+    await closeWithin('mongodb', db && (() => db.close()));
     logger.info('hookbus stopped');
   };
 

@@ -16,36 +16,54 @@ export interface BusOptions {
   maxReconnectSeconds?: number;
 }
 
+export interface BusChannel {
+  wrapper: ChannelWrapper;
+  /** True once the channel is open and its setup (topology, consumers) has succeeded. */
+  isReady(): boolean;
+}
+
 /**
- * The RabbitMQ connection of one process: reconnects by itself with exponential backoff and
- * re-declares every registered topology on each new connection. Channels are confirm channels.
+ * The RabbitMQ connection of one process: reconnects by itself with exponential backoff, and
+ * re-runs every channel's setup on each new connection. A channel that breaks while the
+ * connection stays up (a failed declaration, a channel-level error) would otherwise stay down
+ * until the next reconnect, so the bus then forces one, with its own backoff.
  */
 export class Bus {
   readonly manager: AmqpConnectionManager;
   private blocked = false;
+  private closing = false;
+  private failedConnects = 0;
+  private readonly base: number;
+  private readonly max: number;
+  private healDelaySeconds: number;
+  private healTimer: NodeJS.Timeout | undefined;
+  private readonly channels: { name: string; ready: () => boolean }[] = [];
 
   constructor(private readonly options: BusOptions) {
     const { logger } = options;
-    const base = options.reconnectSeconds ?? 0.5;
-    const max = options.maxReconnectSeconds ?? 30;
+    this.base = options.reconnectSeconds ?? 0.5;
+    this.max = options.maxReconnectSeconds ?? 30;
+    this.healDelaySeconds = this.base;
     this.manager = amqp.connect([options.url], {
       heartbeatIntervalInSeconds: options.heartbeatSeconds ?? 5,
-      reconnectTimeInSeconds: base,
+      reconnectTimeInSeconds: this.base,
       connectionOptions: { clientProperties: { connection_name: options.connectionName } },
     });
     this.manager.on('connect', () => {
-      this.manager.reconnectTimeInSeconds = base;
+      this.failedConnects = 0;
+      this.manager.reconnectTimeInSeconds = this.base;
       this.blocked = false;
       logger.info({ url: redactUrl(options.url) }, 'rabbitmq connected');
     });
     this.manager.on('disconnect', ({ err }) => {
-      logger.warn({ err: err?.message }, 'rabbitmq connection lost; reconnecting');
+      if (!this.closing) logger.warn({ err: err?.message }, 'rabbitmq connection lost; reconnecting');
     });
-    // amqp-connection-manager swallows connect errors unless someone listens for them.
+    // amqp-connection-manager swallows connect errors unless someone listens for them. It reads
+    // reconnectTimeInSeconds right after this event, so the wait set here is the one it uses.
     this.manager.on('connectFailed', ({ err }) => {
-      const wait = this.manager.reconnectTimeInSeconds;
+      const wait = Math.min(this.max, this.base * 2 ** this.failedConnects++);
+      this.manager.reconnectTimeInSeconds = wait;
       logger.warn({ err: err?.message, retryInSeconds: wait }, 'rabbitmq connect failed');
-      this.manager.reconnectTimeInSeconds = Math.min(max, wait * 2);
     });
     this.manager.on('blocked', ({ reason }) => {
       this.blocked = true;
@@ -56,17 +74,61 @@ export class Bus {
     });
   }
 
-  /** A new confirm channel whose setup (consumers, prefetch) re-runs after every reconnect. */
-  channel(name: string, setup?: Topology): ChannelWrapper {
-    return this.manager.createChannel({ name, confirm: true, ...(setup ? { setup } : {}) });
+  /** A confirm channel whose setup (topology, consumers, prefetch) re-runs after every reconnect. */
+  channel(name: string, setup: Topology): BusChannel {
+    let ready = false;
+    const wrapper = this.manager.createChannel({
+      name,
+      confirm: true,
+      setup: async (channel: ConfirmChannel) => {
+        channel.once('close', () => {
+          ready = false;
+          this.heal(name);
+        });
+        await setup(channel);
+        ready = true;
+        this.healDelaySeconds = this.base;
+      },
+    });
+    // Without a listener, a failed setup would be an unhandled error and end the process.
+    wrapper.on('error', (err: Error) => {
+      ready = false;
+      this.options.logger.error({ err: err.message, channel: name }, 'rabbitmq channel setup failed');
+      this.heal(name);
+    });
+    const isReady = () => ready;
+    this.channels.push({ name, ready: isReady });
+    return { wrapper, isReady };
+  }
+
+  /** Reconnects (re-running every setup) if a channel is still broken after a backoff delay. */
+  private heal(name: string): void {
+    if (this.closing || this.healTimer) return;
+    const delay = this.healDelaySeconds;
+    this.healDelaySeconds = Math.min(this.max, delay * 2);
+    this.healTimer = setTimeout(() => {
+      this.healTimer = undefined;
+      const broken = this.channels.filter((c) => !c.ready()).map((c) => c.name);
+      if (this.closing || broken.length === 0 || !this.manager.isConnected()) return;
+      this.options.logger.warn({ channels: broken, channel: name }, 'rabbitmq channel broken; reconnecting');
+      this.manager.reconnect();
+    }, delay * 1000);
+    this.healTimer.unref();
   }
 
   isConnected(): boolean {
     return this.manager.isConnected() && !this.blocked;
   }
 
+  /** Connected, not blocked, and every channel open with its setup done. */
+  isReady(): boolean {
+    return this.isConnected() && this.channels.every((c) => c.ready());
+  }
+
   /** Close every channel first (their owners do), so their last acks and confirms are not lost. */
   async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.healTimer);
     await this.manager.close();
   }
 }

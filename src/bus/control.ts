@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Logger } from '../logger.js';
-import type { Bus, Topology } from './connection.js';
+import type { Bus, BusChannel, Topology } from './connection.js';
 import type { ConfirmPublisher } from './publisher.js';
 
 /** Fanout exchange for cache invalidations between processes; never carries envelopes. */
@@ -27,7 +26,7 @@ const CONFIRM_TIMEOUT_MS = 5000;
  */
 export class Control {
   private readonly handlers: ControlHandler[] = [];
-  private consumer: ChannelWrapper | undefined;
+  private consumer: BusChannel | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -80,6 +79,6 @@ export class Control {
   }
 
   async close(): Promise<void> {
-    await this.consumer?.close();
+    await this.consumer?.wrapper.close();
   }
 }

@@ -1,6 +1,5 @@
 import type { ConfirmChannel, Options } from 'amqplib';
-import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { Bus, Topology } from './connection.js';
+import type { Bus, BusChannel, Topology } from './connection.js';
 
 export type PublishFailure = 'unavailable' | 'returned' | 'nacked' | 'timeout';
 
@@ -23,11 +22,11 @@ interface Pending {
  */
 export class ConfirmPublisher {
   private channel: ConfirmChannel | undefined;
-  private readonly wrapper: ChannelWrapper;
+  private readonly busChannel: BusChannel;
   private readonly pending = new Map<string, Pending>();
 
   constructor(bus: Bus, name: string, topology?: Topology) {
-    this.wrapper = bus.channel(name, async (channel) => {
+    this.busChannel = bus.channel(name, async (channel) => {
       if (topology) await topology(channel);
       channel.on('return', (message: { properties: { messageId?: string } }) => {
         const pending = this.pending.get(message.properties.messageId ?? '');
@@ -41,7 +40,7 @@ export class ConfirmPublisher {
   }
 
   isReady(): boolean {
-    return this.channel !== undefined;
+    return this.channel !== undefined && this.busChannel.isReady();
   }
 
   /** `options.messageId` is required: it ties a basic.return to its publish. */
@@ -60,7 +59,8 @@ export class ConfirmPublisher {
       const timer = setTimeout(() => settle(new PublishError('timeout')), timeoutMs);
       const settle = (error?: PublishError) => {
         clearTimeout(timer);
-        this.pending.delete(options.messageId);
+        // A retry may reuse the id while this publish's late ack is still due.
+        if (this.pending.get(options.messageId) === pending) this.pending.delete(options.messageId);
         if (error) reject(error);
         else resolve();
       };
@@ -77,6 +77,6 @@ export class ConfirmPublisher {
   }
 
   async close(): Promise<void> {
-    await this.wrapper.close();
+    await this.busChannel.wrapper.close();
   }
 }

@@ -30,6 +30,18 @@ export interface Binding {
 const MS_SYNTAX =
   /^\d+(\.\d+)?\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|yrs?|years?)$/i;
 
+/** The longest wait a Node.js timer can take; longer ones would fire after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration within [min, max] milliseconds. */
+export function boundedDuration(min: number, max: number) {
+  return (value: unknown): number => {
+    const ms = parseDuration(value);
+    if (ms < min || ms > max) throw new Error(`must be from ${min}ms to ${max}ms`);
+    return ms;
+  };
+}
+
 /** `ms` syntax (`300ms`, `5s`, `30d`) or a bare integer of milliseconds; anything else throws. */
 export function parseDuration(value: unknown): number {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
@@ -111,6 +123,14 @@ export function parseBindings(value: unknown): Binding[] {
     if (colon <= 0 || !bindingKey) throw new Error(`"${text}" is not an exchange:bindingKey pair`);
     return { exchange, bindingKey };
   });
+}
+
+/** `mongodb://` or `mongodb+srv://`; may list several hosts (a replica set), which URL cannot parse. */
+export function parseMongoUri(value: unknown): string {
+  if (typeof value !== 'string' || !/^mongodb(\+srv)?:\/\/[^\s/?#]+(\/[^\s?#]*)?(\?\S*)?$/.test(value)) {
+    throw new Error('must be a mongodb:// or mongodb+srv:// connection string');
+  }
+  return value;
 }
 
 export function parseUrl(value: unknown, protocols: string[]): string {

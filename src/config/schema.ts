@@ -1,11 +1,13 @@
 import convict from 'convict';
 import {
+  boundedDuration,
+  MAX_TIMER_MS,
   parseBindings,
   parseByteSize,
-  parseDuration,
   parseDurationList,
   parseHostList,
   parseJwtAlgorithms,
+  parseMongoUri,
   parseRoles,
   parseUrl,
 } from './formats.js';
@@ -58,10 +60,16 @@ export const PARSERS = {
   port: parsePort,
   'positive-int': parsePositiveInt,
   boolean: parseBoolean,
-  duration: parseDuration,
+  /** Timeouts: at least 1 ms, at most what a timer can wait. */
+  duration: boundedDuration(1, MAX_TIMER_MS),
+  /** Intervals of periodic jobs: not so short that they hammer the database. */
+  interval: boundedDuration(100, MAX_TIMER_MS),
+  /** Ages compare timestamps, never wait on a timer: up to 100 years. */
+  age: boundedDuration(1, 100 * 365 * 86_400_000),
   'duration-list': (value: unknown) => {
     const list = parseDurationList(value);
-    if (list.some((ms) => ms < 1)) throw new Error('every wait must be at least 1ms');
+    if (list.some((ms) => ms < 1 || ms > MAX_TIMER_MS))
+      throw new Error(`every wait must be from 1ms to ${MAX_TIMER_MS}ms`);
     return list;
   },
   'byte-size': parseByteSize,
@@ -69,7 +77,7 @@ export const PARSERS = {
   bindings: parseBindings,
   'jwt-algorithms': parseJwtAlgorithms,
   'http-url': (value: unknown) => parseUrl(value, ['http:', 'https:']),
-  'mongodb-url': (value: unknown) => parseUrl(value, ['mongodb:', 'mongodb+srv:']),
+  'mongodb-url': parseMongoUri,
   'amqp-url': (value: unknown) => parseUrl(value, ['amqp:', 'amqps:']),
   'non-empty': parseNonEmpty,
   'optional-string': parseOptionalString,
@@ -203,8 +211,8 @@ export const schema = {
   },
   deliveryLog: {
     limit: key('DELIVERY_LOG_LIMIT', 'positive-int', 100, 'Deliveries kept per webhook.'),
-    maxAge: key('DELIVERY_LOG_MAX_AGE', 'duration', '30d', 'Deliveries older than this are purged.'),
-    cleanupInterval: key('DELIVERY_CLEANUP_INTERVAL', 'duration', '1h', 'How often the purge runs.'),
+    maxAge: key('DELIVERY_LOG_MAX_AGE', 'age', '30d', 'Deliveries older than this are purged.'),
+    cleanupInterval: key('DELIVERY_CLEANUP_INTERVAL', 'interval', '1h', 'How often the purge runs.'),
   },
   logLevel: key('LOG_LEVEL', 'log-level', 'info', 'pino log level.'),
 };

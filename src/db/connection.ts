@@ -22,6 +22,7 @@ export class Database implements Dependency {
   readonly connection: Connection;
   private closed = false;
   private opening: Promise<void> | undefined;
+  private readonly stopRetrying = new AbortController();
 
   constructor(private readonly options: DatabaseOptions) {
     this.connection = mongoose.createConnection();
@@ -59,7 +60,11 @@ export class Database implements Dependency {
       } catch (error) {
         if (this.closed) return;
         this.options.logger.warn({ err: (error as Error).message, retryInMs: wait }, 'mongodb connect failed');
-        await sleep(wait);
+        try {
+          await sleep(wait, undefined, { signal: this.stopRetrying.signal });
+        } catch {
+          return; // close() was called
+        }
       }
     }
   }
@@ -74,9 +79,10 @@ export class Database implements Dependency {
     );
   }
 
+  /** Stops retrying and closes at once; does not wait for an operation the server never answers. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.opening?.catch(() => undefined);
-    await this.connection.close();
+    this.stopRetrying.abort();
+    await this.connection.close(true);
   }
 }

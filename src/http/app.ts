@@ -33,7 +33,8 @@ function routeOf(req: Request): string {
 function instrument(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
-    res.once('finish', () => {
+    // 'close' also fires when the client goes away before the response is complete.
+    res.once('close', () => {
       const labels = { method: req.method, route: routeOf(req), status_code: String(res.statusCode) };
       metrics.httpRequests.inc(labels);
       metrics.httpRequestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);

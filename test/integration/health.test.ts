@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { metricValue, readiness, startTestApp, waitReady } from '../support/app.js';
-import { mongoUri } from '../support/env.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { AMQP_URL, mongoUri } from '../support/env.js';
+import { relayed, TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/wait.js';
 
 describe('health, readiness and metrics against real dependencies', () => {
@@ -12,13 +12,13 @@ describe('health, readiness and metrics against real dependencies', () => {
 
   beforeAll(async () => {
     // Both dependencies are reached through relays the test can cut, like a network partition would.
-    rabbitProxy = await new TcpProxy('127.0.0.1', 5672).start();
+    const amqp = new URL(AMQP_URL);
+    rabbitProxy = await new TcpProxy(amqp.hostname, Number(amqp.port || 5672)).start();
     const mongo = new URL(mongoUri());
     mongoProxy = await new TcpProxy(mongo.hostname, Number(mongo.port || 27017)).start();
-    mongo.host = `127.0.0.1:${mongoProxy.port}`;
     app = await startTestApp({
-      AMQP_URL: `amqp://guest:guest@127.0.0.1:${rabbitProxy.port}`,
-      MONGODB_URI: mongo.toString(),
+      AMQP_URL: relayed(AMQP_URL, rabbitProxy),
+      MONGODB_URI: relayed(mongo.toString(), mongoProxy),
     });
     await waitReady(app);
   });
@@ -111,5 +111,37 @@ describe('health, readiness and metrics against real dependencies', () => {
     expect(given.headers.get('x-request-id')).toBe('trace-42');
     const made = await fetch(`${app.url}/healthz`);
     expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('starting while the dependencies are down', () => {
+  it('When RabbitMQ and MongoDB are unreachable at start, then hookbus starts, says 503, and is ready once they are back', async () => {
+    const amqp = new URL(AMQP_URL);
+    const mongo = new URL(mongoUri());
+    const rabbitProxy = await new TcpProxy(amqp.hostname, Number(amqp.port || 5672)).start();
+    const mongoProxy = await new TcpProxy(mongo.hostname, Number(mongo.port || 27017)).start();
+    await rabbitProxy.cut();
+    await mongoProxy.cut();
+    const app = await startTestApp({
+      AMQP_URL: relayed(AMQP_URL, rabbitProxy),
+      MONGODB_URI: relayed(mongo.toString(), mongoProxy),
+    });
+    try {
+      expect(await readiness(app)).toEqual({
+        status: 503,
+        body: {
+          status: 'unavailable',
+          checks: { mongodb: 'down', rabbitmq: 'down' },
+          detail: 'not connected: mongodb, rabbitmq',
+        },
+      });
+      await rabbitProxy.restore();
+      await mongoProxy.restore();
+      await waitReady(app, 45_000);
+    } finally {
+      await app.stop();
+      await rabbitProxy.stop();
+      await mongoProxy.stop();
+    }
   });
 });

@@ -3,7 +3,7 @@ import { request, Agent } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMQP_URL, mongoUri, testEnv, uniqueName } from '../support/env.js';
 import { listeningPort, spawnHookbus, type HookbusProcess } from '../support/process.js';
-import { TcpProxy } from '../support/tcp-proxy.js';
+import { relayed, TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/wait.js';
 
 const SHUTDOWN_BOUND_MS = 10_000;
@@ -67,10 +67,9 @@ describe('the hookbus process', () => {
 
   it('When SIGTERM arrives while a request is in flight, then that request is answered before it exits 0', async () => {
     // /readyz waits up to 1 s for MongoDB's ping; a frozen relay makes that wait real.
-    const mongo = new URL(mongoUri());
-    const proxy = await new TcpProxy(mongo.hostname, Number(mongo.port || 27017)).start();
-    mongo.host = `127.0.0.1:${proxy.port}`;
-    const { proc, url } = await startProcess({ MONGODB_URI: mongo.toString() });
+    const mongo = mongoUri();
+    const proxy = await new TcpProxy(new URL(mongo).hostname, Number(new URL(mongo).port || 27017)).start();
+    const { proc, url } = await startProcess({ MONGODB_URI: relayed(mongo, proxy) });
 
     proxy.freeze();
     const inFlight = fetch(`${url}/readyz`);
@@ -84,6 +83,18 @@ describe('the hookbus process', () => {
 
     expect((await proc.exited).code).toBe(0);
     await proxy.stop();
+  });
+
+  it('When SIGTERM arrives while MongoDB is unreachable, then it still exits 0 within the bound', async () => {
+    const proxy = await new TcpProxy('127.0.0.1', 27017).start();
+    await proxy.cut();
+    const proc = spawnHookbus(testEnv({ LOG_LEVEL: 'info', MONGODB_URI: relayed(mongoUri(), proxy) }));
+    await listeningPort(proc);
+    await eventually(() => proc.output().includes('mongodb connect failed'), 20_000, 'a failed connect');
+    const started = Date.now();
+    proc.child.kill('SIGTERM');
+    expect((await proc.exited).code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(SHUTDOWN_BOUND_MS);
   });
 
   it('When the roles are ingest and dispatcher, then no JWT key is needed and it becomes ready', async () => {

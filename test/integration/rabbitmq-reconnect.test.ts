@@ -1,8 +1,8 @@
 import amqplib from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { startTestApp, waitReady } from '../support/app.js';
-import { AMQP_URL } from '../support/env.js';
+import { readiness, startTestApp, waitReady } from '../support/app.js';
+import { AMQP_URL, uniqueName } from '../support/env.js';
 import { closeConnection, connectionsOf } from '../support/rabbitmq.js';
 import { eventually } from '../support/wait.js';
 
@@ -55,5 +55,26 @@ describe('RabbitMQ connection', () => {
     const check = await admin.createChannel();
     await expect(check.checkExchange(exchange)).resolves.toBeDefined();
     await check.close();
+  });
+
+  it('When the inbound exchange exists with another type, then hookbus stays up and says 503, and heals once it is fixed', async () => {
+    const exchange = uniqueName('test.mismatch');
+    const channel = await admin.createChannel();
+    await channel.assertExchange(exchange, 'direct', { durable: true });
+    const broken = await startTestApp({ HOOKBUS_ROLES: 'ingest', INBOUND_EXCHANGE: exchange });
+    try {
+      await eventually(async () => (await readiness(broken)).status === 503, 10_000, 'readyz 503');
+      expect((await readiness(broken)).body).toMatchObject({ checks: { rabbitmq: 'down', mongodb: 'up' } });
+
+      await channel.deleteExchange(exchange);
+      await waitReady(broken, 45_000);
+      const check = await admin.createChannel();
+      await expect(check.checkExchange(exchange)).resolves.toBeDefined();
+      await check.deleteExchange(exchange);
+      await check.close();
+    } finally {
+      await channel.close();
+      await broken.stop();
+    }
   });
 });

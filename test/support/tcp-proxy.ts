@@ -70,3 +70,10 @@ export class TcpProxy {
     await this.cut();
   }
 }
+
+/** `url` with its host and port replaced by the relay's. */
+export function relayed(url: string, proxy: TcpProxy): string {
+  const relayedUrl = new URL(url);
+  relayedUrl.host = `127.0.0.1:${proxy.port}`;
+  return relayedUrl.toString();
+}
