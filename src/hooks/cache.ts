@@ -6,6 +6,11 @@ import { findHookByToken } from './repository.js';
 const MISSING = Symbol('missing');
 type Entry = HookRecord | typeof MISSING;
 
+/** MongoDB did not answer a lookup (as opposed to a lookup cut short by an invalidation). */
+export class LookupFailed extends Error {
+  override name = 'LookupFailed';
+}
+
 export interface HookCacheOptions {
   max?: number;
   /** How long a found hook is served from memory; changes clear it sooner, through the bus. */
@@ -28,7 +33,9 @@ export class HookCache implements ControlHandler {
       max: options.max ?? 50_000,
       ttl: options.ttlMs ?? 60_000,
       fetchMethod: async (token, _stale, { options: fetchOptions }) => {
-        const hook = await findHookByToken(hooks, token);
+        const hook = await findHookByToken(hooks, token).catch((error: Error) => {
+          throw new LookupFailed(error.message);
+        });
         if (hook) return hook;
         fetchOptions.ttl = missingTtl;
         return MISSING;
@@ -36,9 +43,20 @@ export class HookCache implements ControlHandler {
     });
   }
 
+  /**
+   * The hook with that token, or undefined. An invalidation that lands while a lookup is in
+   * flight aborts it (its answer may predate the change), and the lookup is made again.
+   * Rejects with LookupFailed when MongoDB does not answer.
+   */
   async get(token: string): Promise<HookRecord | undefined> {
-    const entry = await this.cache.fetch(token);
-    return entry === MISSING ? undefined : entry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const entry = await this.cache.fetch(token);
+        return entry === MISSING ? undefined : entry;
+      } catch (error) {
+        if (error instanceof LookupFailed || attempt >= 5) throw error;
+      }
+    }
   }
 
   onMessage(message: ControlMessage): void {

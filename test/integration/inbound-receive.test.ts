@@ -1,0 +1,308 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import { metricValue, startTestApp, waitReady } from '../support/app.js';
+import { uniqueName } from '../support/env.js';
+import { createHook, inboundUrl, postInbound, type IssuedHook } from '../support/hooks.js';
+import { bearer } from '../support/jwt.js';
+import { QueueTap } from '../support/queue-tap.js';
+
+const TENANT = 't-recv';
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+describe('receiving inbound webhooks: POST /wh/:apiToken/:token', () => {
+  let app: App;
+  let tap: QueueTap;
+  let hook: IssuedHook;
+  const exchange = uniqueName('test.inbound');
+
+  beforeAll(async () => {
+    // Only this tenant's routing keys are bound: another tenant's events are unroutable here.
+    tap = await QueueTap.open(exchange, `event.${TENANT}.#`);
+    app = await startTestApp({ HOOKBUS_ROLES: 'api,ingest', INBOUND_EXCHANGE: exchange, INBOUND_MAX_BODY: '2kb' });
+    await waitReady(app);
+    hook = await createHook(app, TENANT, { datasource: 'github', event: 'push', tsField: 'commits[0].timestamp' });
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await tap?.close();
+  });
+
+  const expectProblem = async (res: Response, status: number, type: string) => {
+    expect(res.status).toBe(status);
+    expect(res.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+    expect(res.headers.get('x-request-id')).toBeTruthy();
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ type: `urn:hookbus:problem:${type}`, status });
+    expect(typeof body.detail).toBe('string');
+    return body;
+  };
+  const nothingPublished = async (before: number) => expect((await tap.settle()).length).toBe(before);
+
+  describe('refusals, in the order of the SPEC table', () => {
+    it('When the tokens are unknown or not a pair, then 404 and nothing is published', async () => {
+      const before = tap.messages.length;
+      const other = await createHook(app, TENANT, { datasource: 'gitlab', event: 'push' });
+      for (const url of [
+        `${app.url}/wh/${hook.apiToken}/${'0'.repeat(40)}`,
+        `${app.url}/wh/${other.apiToken}/${hook.token}`,
+        `${app.url}/wh/${hook.apiToken}/not-hex`,
+        `${app.url}/wh/x/y`,
+      ]) {
+        // Even with a non-JSON type and an oversized body: the token check comes first.
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain' },
+          body: 'x'.repeat(5000),
+        });
+        await expectProblem(res, 404, 'unknown-hook');
+      }
+      await nothingPublished(before);
+    });
+
+    it.each([
+      ['text/plain', 'no JSON in the type'],
+      ['application/x-www-form-urlencoded', 'a form'],
+      ['', 'no Content-Type'],
+    ])('When the Content-Type is "%s" (%s), then 415 and nothing is published', async (type) => {
+      const before = tap.messages.length;
+      const headers: Record<string, string> = type ? { 'content-type': type } : {};
+      // An oversized body too: 415 is checked before the size.
+      const res = await postInbound(app, hook, '{"a":1}'.padEnd(5000, ' '), headers);
+      await expectProblem(res, 415, 'unsupported-media-type');
+      await nothingPublished(before);
+    });
+
+    it('When the body is compressed, then 415: the signed and published bytes must be the JSON itself', async () => {
+      const res = await postInbound(app, hook, '{}', { ...JSON_HEADERS, 'content-encoding': 'gzip' });
+      await expectProblem(res, 415, 'unsupported-media-type');
+    });
+
+    it('When the body is larger than INBOUND_MAX_BODY, then 413 and nothing is published, with or without Content-Length', async () => {
+      const before = tap.messages.length;
+      const big = JSON.stringify({ pad: 'x'.repeat(3000) });
+      await expectProblem(await postInbound(app, hook, big), 413, 'too-large');
+      // Streamed without Content-Length: the limit is enforced while reading.
+      const stream = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode(big));
+          controller.close();
+        },
+      });
+      const chunked = await fetch(inboundUrl(app, hook), {
+        method: 'POST',
+        headers: JSON_HEADERS,
+        body: stream,
+        duplex: 'half',
+      } as RequestInit);
+      await expectProblem(chunked, 413, 'too-large');
+      await nothingPublished(before);
+    });
+
+    it.each([
+      ['an empty body', ''],
+      ['a truncated object', '{"a": '],
+      ['plain text', 'hello'],
+    ])('When the body is %s, then 400 and nothing is published', async (_what, body) => {
+      const before = tap.messages.length;
+      await expectProblem(await postInbound(app, hook, body), 400, 'invalid-json');
+      await nothingPublished(before);
+    });
+
+    it('When no queue is bound for the routing key, then 503 with Retry-After instead of a silent loss', async () => {
+      const before = tap.messages.length;
+      const elsewhere = await createHook(app, 't-nobody-listens', { datasource: 'github', event: 'push' });
+      const res = await postInbound(app, elsewhere, '{}');
+      await expectProblem(res, 503, 'broker-unavailable');
+      expect(res.headers.get('retry-after')).toBe('5');
+      await nothingPublished(before);
+    });
+  });
+
+  describe('accepting', () => {
+    it('When everything is right, then 202 {id} and the envelope is on the queue, persistent, with the AMQP properties', async () => {
+      // Odd spacing, key order, a number JSON.parse would round, a key with a dot, non-ASCII text.
+      const body =
+        '{ "commits" : [ {"timestamp": "2015-12-22T10:33:28.713Z"} ],\n "big": 12345678901234567890, "a.b": "ü✓" }';
+      const res = await postInbound(app, hook, body, {
+        'content-type': 'application/vnd.github+json',
+        'user-agent': 'GitHub-Hookshot/abc',
+        'x-github-event': 'push',
+        'x-github-delivery': 'd-1',
+        authorization: 'Bearer do-not-keep',
+        cookie: 'session=do-not-keep',
+        'x-gitlab-token': 'do-not-keep',
+        'x-custom': 'not-on-the-allow-list',
+      });
+      expect(res.status).toBe(202);
+      expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      const { id } = (await res.json()) as { id: string };
+      expect(id).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
+
+      const message = (await tap.waitFor(1)).find((m) => m.properties.messageId === id)!;
+      expect(message.fields.routingKey).toBe(`event.${TENANT}.github.push`);
+      expect(message.fields.exchange).toBe(exchange);
+      expect(message.properties).toMatchObject({
+        contentType: 'application/json',
+        deliveryMode: 2,
+        messageId: id,
+        headers: { tenantId: TENANT, datasource: 'github', event: 'push' },
+      });
+      expect(Math.abs((message.properties.timestamp as number) - Date.now() / 1000)).toBeLessThan(60);
+
+      const text = message.content.toString();
+      expect(text.endsWith(`"data":${body}}`)).toBe(true);
+      const envelope = JSON.parse(text) as Record<string, unknown>;
+      expect(envelope).toMatchObject({
+        id,
+        event: 'github.push',
+        tenantId: TENANT,
+        source: { kind: 'webhook', datasource: 'github', event: 'push', apiToken: hook.apiToken },
+        resourceKey: null,
+        occurredAt: '2015-12-22T10:33:28.713Z',
+        headers: {
+          'content-type': 'application/vnd.github+json',
+          'user-agent': 'GitHub-Hookshot/abc',
+          'x-github-event': 'push',
+          'x-github-delivery': 'd-1',
+        },
+      });
+      expect(Object.keys(envelope.headers as object).sort()).toEqual(
+        ['content-type', 'user-agent', 'x-github-delivery', 'x-github-event'].sort(),
+      );
+      expect(Math.abs(Date.parse(envelope.receivedAt as string) - Date.now())).toBeLessThan(60_000);
+      expect(text).not.toContain('do-not-keep');
+    });
+
+    it.each([['application/json; charset=utf-8'], ['foo/moo; application/sjson; charset-utf8'], ['APPLICATION/JSON']])(
+      'When the Content-Type is %s, then it counts as JSON',
+      async (type) => {
+        expect((await postInbound(app, hook, '{}', { 'content-type': type })).status).toBe(202);
+      },
+    );
+
+    it.each([
+      ['an ISO date', { commits: [{ timestamp: '2020-01-02T03:04:05+02:00' }] }, '2020-01-02T01:04:05.000Z'],
+      ['epoch seconds', { commits: [{ timestamp: 1577934245 }] }, '2020-01-02T03:04:05.000Z'],
+      ['epoch milliseconds', { commits: [{ timestamp: 1577934245123 }] }, '2020-01-02T03:04:05.123Z'],
+      ['epoch seconds as a string', { commits: [{ timestamp: '1577934245' }] }, '2020-01-02T03:04:05.000Z'],
+    ])('When tsField holds %s, then occurredAt is that time', async (_what, payload, expected) => {
+      const res = await postInbound(app, hook, JSON.stringify(payload));
+      const { id } = (await res.json()) as { id: string };
+      await tap.waitFor(1);
+      const envelope = await envelopeOf(id);
+      expect(envelope.occurredAt).toBe(expected);
+    });
+
+    it.each([
+      ['no such field', { other: 1 }],
+      ['not a date', { commits: [{ timestamp: 'yesterday' }] }],
+      ['a top-level array', [1, 2, 3]],
+    ])('When tsField finds %s, then occurredAt is receivedAt', async (_what, payload) => {
+      const res = await postInbound(app, hook, JSON.stringify(payload));
+      expect(res.status).toBe(202);
+      const envelope = await envelopeOf(((await res.json()) as { id: string }).id);
+      expect(envelope.occurredAt).toBe(envelope.receivedAt);
+    });
+  });
+
+  describe('hooks whose event comes from each request (event "*")', () => {
+    it('When a GitHub hook reads x-github-event, then each event type gets its own routing key', async () => {
+      const github = await createHook(app, TENANT, {
+        datasource: 'github',
+        event: '*',
+        eventFrom: { header: 'X-GitHub-Event' },
+      });
+      expect(github.event).toBe('*');
+      for (const event of ['push', 'pull_request', 'issues']) {
+        const res = await postInbound(app, github, '{}', { ...JSON_HEADERS, 'x-github-event': event });
+        const { id } = (await res.json()) as { id: string };
+        const message = await messageOf(id);
+        expect(message.fields.routingKey).toBe(`event.${TENANT}.github.${event}`);
+        expect(JSON.parse(message.content.toString())).toMatchObject({ event: `github.${event}`, source: { event } });
+      }
+    });
+
+    it('When a Stripe hook reads the body field "type", then charge.succeeded routes as words of the key', async () => {
+      const stripe = await createHook(app, TENANT, { datasource: 'stripe', event: '*', eventFrom: { field: 'type' } });
+      const res = await postInbound(app, stripe, JSON.stringify({ id: 'evt_1', type: 'charge.succeeded' }));
+      const message = await messageOf(((await res.json()) as { id: string }).id);
+      expect(message.fields.routingKey).toBe(`event.${TENANT}.stripe.charge.succeeded`);
+      expect(message.properties.headers).toMatchObject({ event: 'charge.succeeded' });
+    });
+
+    it.each([
+      ['the header is missing', {}],
+      ['the header is a wildcard', { 'x-github-event': 'push#' }],
+      ['the header has an empty word', { 'x-github-event': 'a..b' }],
+    ])('When %s, then 400 and nothing is published', async (_what, extra) => {
+      const github = await createHook(app, TENANT, {
+        datasource: 'github',
+        event: '*',
+        eventFrom: { header: 'x-github-event' },
+      });
+      const before = tap.messages.length;
+      await expectProblem(await postInbound(app, github, '{}', { ...JSON_HEADERS, ...extra }), 400, 'invalid-json');
+      await nothingPublished(before);
+    });
+  });
+
+  describe('changes to a hook', () => {
+    it('When a hook is deleted, then its URL answers 404 at once', async () => {
+      const doomed = await createHook(app, TENANT, { datasource: 'doomed', event: 'ping' });
+      expect((await postInbound(app, doomed, '{}')).status).toBe(202);
+      const del = await fetch(`${app.url}/wh/config/${doomed.token}`, { method: 'DELETE', headers: bearer(TENANT) });
+      expect(del.status).toBe(204);
+      expect((await postInbound(app, doomed, '{}')).status).toBe(404);
+    });
+
+    it('When tsField is changed, then the next request already uses it', async () => {
+      const changing = await createHook(app, TENANT, { datasource: 'changing', event: 'ping', tsField: 'a' });
+      const payload = JSON.stringify({ a: 1577934245, b: 1600000000 });
+      const first = await envelopeOf(((await (await postInbound(app, changing, payload)).json()) as { id: string }).id);
+      expect(first.occurredAt).toBe('2020-01-02T03:04:05.000Z');
+      await createHook(app, TENANT, { datasource: 'changing', event: 'ping', tsField: 'b' });
+      const second = await envelopeOf(
+        ((await (await postInbound(app, changing, payload)).json()) as { id: string }).id,
+      );
+      expect(second.occurredAt).toBe('2020-09-13T12:26:40.000Z');
+    });
+  });
+
+  describe('metrics', () => {
+    it('When requests were answered, then every outcome is counted and no label carries a token', async () => {
+      const text = await (await fetch(`${app.url}/metrics`)).text();
+      for (const outcome of [
+        'published',
+        'unknown_hook',
+        'unsupported_media_type',
+        'invalid_json',
+        'too_large',
+        'broker_unavailable',
+      ]) {
+        expect(await metricValue(app, `hookbus_inbound_requests_total{outcome="${outcome}"}`), outcome).toBeGreaterThan(
+          0,
+        );
+      }
+      expect(text).toMatch(/^hookbus_inbound_requests_total\{outcome="bad_signature"\} 0$/m);
+      expect(await metricValue(app, 'hookbus_inbound_publish_duration_seconds_count')).toBeGreaterThan(5);
+      expect(
+        await metricValue(
+          app,
+          'hookbus_http_requests_total{method="POST",route="/wh/:apiToken/:token",status_code="202"}',
+        ),
+      ).toBeGreaterThan(5);
+      expect(text).not.toContain(hook.token);
+      expect(text).not.toContain(hook.apiToken);
+    });
+  });
+
+  async function messageOf(id: string) {
+    let found: (typeof tap.messages)[number] | undefined;
+    const { eventually } = await import('../support/wait.js');
+    await eventually(() => (found = tap.messages.find((m) => m.properties.messageId === id)), 10_000, `message ${id}`);
+    return found!;
+  }
+  async function envelopeOf(id: string) {
+    return JSON.parse((await messageOf(id)).content.toString()) as Record<string, unknown>;
+  }
+});
