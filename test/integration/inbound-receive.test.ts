@@ -93,7 +93,7 @@ describe('receiving inbound webhooks: POST /wh/:apiToken/:token', () => {
         headers: JSON_HEADERS,
         body: stream,
         duplex: 'half',
-      } as RequestInit);
+      });
       await expectProblem(chunked, 413, 'too-large');
       await nothingPublished(before);
     });
