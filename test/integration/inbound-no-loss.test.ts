@@ -31,7 +31,7 @@ describe('no loss while the broker connection is closed mid-stream', () => {
     const hook = await createHook(app, 't-noloss', { datasource: 'burst', event: 'ping' });
     const answers = new Map<number, { status: number; id?: string }>();
     let next = 0;
-    let closedAt: number | undefined;
+    let closedAt: number | undefined = undefined;
     let acceptedAfterClose = 0;
     const started = Date.now();
     const recovered = () => closedAt !== undefined && acceptedAfterClose >= RECOVERED_AFTER;
