@@ -56,7 +56,7 @@ function startChild(
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const match = port.exec(out);
       if (match) resolve({ child, port: Number(match[1]) });
