@@ -6,7 +6,7 @@ import type { ConfirmPublisher } from './publisher.js';
 /** Fanout exchange for cache invalidations between processes; never carries envelopes. */
 export const CONTROL_EXCHANGE = 'hookbus.control';
 
-export type ControlMessage = { kind: 'hook.changed'; token: string };
+export type ControlMessage = { kind: 'hook.changed'; token: string } | { kind: 'subscription.changed'; id: string };
 
 export interface ControlHandler {
   onMessage(message: ControlMessage): void;

@@ -6,6 +6,8 @@ import { HttpProblem } from './problem.js';
 export interface Caller {
   tenantId: string;
   admin: boolean;
+  /** Who acts: the token's `sub`, else the tenant (recorded as createdBy/updatedBy). */
+  subject: string;
 }
 
 const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -49,7 +51,8 @@ export function authenticate(jwtConfig: Config['jwt'], authorization: string | u
   if (!TENANT_ID.test(tenantId)) {
     throw unauthorized(`The token's ${jwtConfig.tenantClaim} claim must be 1-64 characters of A-Z, a-z, 0-9, _ and -.`);
   }
-  return { tenantId, admin: payload[jwtConfig.adminClaim] === true };
+  const subject = typeof payload.sub === 'string' && payload.sub.length <= 256 ? payload.sub : tenantId;
+  return { tenantId, admin: payload[jwtConfig.adminClaim] === true, subject };
 }
 
 /** Express middleware: authenticates every request of the router it is mounted on. */

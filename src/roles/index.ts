@@ -12,6 +12,8 @@ import { hookModel } from '../hooks/model.js';
 import { inboundRoute } from '../hooks/receive.js';
 import type { FastRoute } from '../http/fast-route.js';
 import type { Logger } from '../logger.js';
+import { subscriptionModel } from '../webhooks/model.js';
+import { subscriptionRoutes } from '../webhooks/routes.js';
 import type { Metrics } from '../metrics.js';
 
 export interface RoleContext {
@@ -51,7 +53,10 @@ export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   api: {
     needs: ['mongodb', 'rabbitmq'],
     start: async ({ config, db, control }) => ({
-      routers: [hookConfigRoutes(config, hookModel(db.connection), control)],
+      routers: [
+        hookConfigRoutes(config, hookModel(db.connection), control),
+        subscriptionRoutes(config, subscriptionModel(db.connection), control),
+      ],
       fastRoutes: [],
       stop: nothingToStop,
     }),
