@@ -18,7 +18,8 @@ export const controlTopology: Topology = async (channel) => {
   await channel.assertExchange(CONTROL_EXCHANGE, 'fanout', { durable: true });
 };
 
-const CONFIRM_TIMEOUT_MS = 5000;
+const CONFIRM_TIMEOUT_MS = 2000;
+const ANNOUNCE_ATTEMPTS = 3;
 
 /**
  * Announces changes to every hookbus process (this one included, directly and at once) and
@@ -35,22 +36,30 @@ export class Control {
   ) {}
 
   /**
-   * Resolves once the broker has the announcement for every other process. Never rejects: when
-   * the broker is unreachable, the other processes miss it, but each one clears its caches when
-   * it reconnects (onResync), and none can publish an inbound webhook while disconnected anyway.
+   * Resolves once the broker has the announcement for every other process (tried 3 times). Never
+   * rejects: should the broker stay unreachable, the others miss it, but each clears its caches
+   * when it reconnects (onResync), and cached hooks expire within 10 s in any case.
    */
   async announce(message: ControlMessage): Promise<void> {
     this.deliver(message);
-    try {
-      await this.publisher.publish(
-        CONTROL_EXCHANGE,
-        '',
-        Buffer.from(JSON.stringify(message)),
-        { messageId: `ctl_${randomUUID()}`, contentType: 'application/json', persistent: false },
-        CONFIRM_TIMEOUT_MS,
-      );
-    } catch (error) {
-      this.logger.warn({ err: (error as Error).message, kind: message.kind }, 'control announcement not delivered');
+    const content = Buffer.from(JSON.stringify(message));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.publisher.publish(
+          CONTROL_EXCHANGE,
+          '',
+          content,
+          { messageId: `ctl_${randomUUID()}`, contentType: 'application/json', persistent: false },
+          CONFIRM_TIMEOUT_MS,
+        );
+        return;
+      } catch (error) {
+        if (attempt >= ANNOUNCE_ATTEMPTS) {
+          this.logger.warn({ err: (error as Error).message, kind: message.kind }, 'control announcement not delivered');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      }
     }
   }
 

@@ -43,6 +43,9 @@ export class ConfirmPublisher {
     return this.channel !== undefined && this.busChannel.isReady();
   }
 
+  /** AMQP short strings (routing keys among them) hold at most 255 bytes. */
+  static readonly MAX_ROUTING_KEY_BYTES = 255;
+
   /** `options.messageId` is required: it ties a basic.return to its publish. */
   publish(
     exchange: string,
@@ -70,10 +73,18 @@ export class ConfirmPublisher {
           else settle(pending.returned ? new PublishError('returned') : undefined);
         });
       } catch {
-        // amqplib throws synchronously when the channel closed between our check and the write.
+        // amqplib registers the confirm callback before encoding: a publish that throws (a closed
+        // channel, an over-long field) leaves a callback behind, and every later ack would settle
+        // the publish before it. The channel's confirm accounting is unusable: rebuild it.
         settle(new PublishError('unavailable'));
+        this.discard(channel);
       }
     });
+  }
+
+  private discard(channel: ConfirmChannel): void {
+    if (this.channel === channel) this.channel = undefined;
+    channel.close().catch(() => undefined);
   }
 
   async close(): Promise<void> {

@@ -52,9 +52,11 @@ export class Database implements Dependency {
     for (let wait = base; !this.closed; wait = Math.min(max, wait * 2)) {
       try {
         await this.connection.openUri(this.options.uri, {
-          serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMs ?? 5000,
+          serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMs ?? 2000,
           heartbeatFrequencyMS: 2000,
           autoIndex: true,
+          // Fail at once while disconnected (a 503 now) rather than queue for up to 10 s.
+          bufferCommands: false,
         });
         return;
       } catch (error) {

@@ -1,9 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import type { ControlHandler, ControlMessage } from '../bus/control.js';
+import { within } from '../health.js';
 import type { HookModel, HookRecord } from './model.js';
 import { findHookByToken } from './repository.js';
 
 const MISSING = Symbol('missing');
+const LOOKUP_TIMEOUT_MS = 1000;
 type Entry = HookRecord | typeof MISSING;
 
 /** MongoDB did not answer a lookup (as opposed to a lookup cut short by an invalidation). */
@@ -31,11 +33,20 @@ export class HookCache implements ControlHandler {
     const missingTtl = options.missingTtlMs ?? 5_000;
     this.cache = new LRUCache<string, Entry>({
       max: options.max ?? 50_000,
-      ttl: options.ttlMs ?? 60_000,
+      // Announcements clear entries at once; the TTL bounds staleness should one be missed.
+      ttl: options.ttlMs ?? 10_000,
       fetchMethod: async (token, _stale, { options: fetchOptions }) => {
-        const hook = await findHookByToken(hooks, token).catch((error: Error) => {
-          throw new LookupFailed(error.message);
-        });
+        // Bounded: with MongoDB unreachable the driver would wait out its server selection.
+        const found = await within(
+          findHookByToken(hooks, token).then(
+            (hook) => ({ hook }),
+            (error: Error) => ({ error: error.message }),
+          ),
+          LOOKUP_TIMEOUT_MS,
+          { error: `no answer from MongoDB within ${LOOKUP_TIMEOUT_MS} ms` },
+        );
+        if ('error' in found) throw new LookupFailed(found.error);
+        const { hook } = found;
         if (hook) return hook;
         fetchOptions.ttl = missingTtl;
         return MISSING;

@@ -31,6 +31,8 @@ export function hookResponse(hook: HookRecord, baseUrl: string) {
   };
 }
 
+const tokenOf = (req: Request): string => (typeof req.params.token === 'string' ? req.params.token : '');
+
 /** `https://webhook.<host>` when X-ORIG-SERVER names an allowed host (seed 001), else PUBLIC_BASE_URL. */
 function baseUrlFor(req: Request, config: Config): string {
   const host = req.get('x-orig-server')?.trim().toLowerCase();
@@ -40,11 +42,12 @@ function baseUrlFor(req: Request, config: Config): string {
 
 export function hookConfigRoutes(config: Config, hooks: HookModel, control: Control): Router {
   const router = Router();
-  router.use('/wh/config', requireCaller(config.jwt));
+  // On each route rather than router.use(), so a 401 is counted under its route pattern.
+  const auth = requireCaller(config.jwt);
   // Any body is read as JSON whatever its Content-Type: a body that is not JSON is a 400.
   const json = express.json({ type: () => true, limit: '64kb' });
 
-  router.post('/wh/config', json, async (req, res) => {
+  router.post('/wh/config', auth, json, async (req, res) => {
     const { tenantId } = callerOf(req);
     const { datasource, event, ...changes } = parseOrThrow(hookInput, req.body);
     const { hook, created } = await saveHook(hooks, { tenantId, datasource, event }, changes);
@@ -52,28 +55,28 @@ export function hookConfigRoutes(config: Config, hooks: HookModel, control: Cont
     res.status(200).json(hookResponse(hook, baseUrlFor(req, config)));
   });
 
-  router.get('/wh/config', async (req, res) => {
+  router.get('/wh/config', auth, async (req, res) => {
     const base = baseUrlFor(req, config);
     res.json((await listHooks(hooks, callerOf(req).tenantId)).map((hook) => hookResponse(hook, base)));
   });
 
   // Before the GET route, which Express would otherwise also use for HEAD.
-  router.head('/wh/config/:token', async (req, res) => {
-    const hook = await findTenantHook(hooks, callerOf(req).tenantId, req.params.token);
+  router.head('/wh/config/:token', auth, async (req, res) => {
+    const hook = await findTenantHook(hooks, callerOf(req).tenantId, tokenOf(req));
     if (!hook) throw notFound('No hook with that token.');
     res.status(200).end();
   });
 
-  router.get('/wh/config/:token', async (req, res) => {
-    const hook = await findTenantHook(hooks, callerOf(req).tenantId, req.params.token);
+  router.get('/wh/config/:token', auth, async (req, res) => {
+    const hook = await findTenantHook(hooks, callerOf(req).tenantId, tokenOf(req));
     if (!hook) throw notFound('No hook with that token.');
     res.json(hookResponse(hook, baseUrlFor(req, config)));
   });
 
-  router.delete('/wh/config/:token', async (req, res) => {
+  router.delete('/wh/config/:token', auth, async (req, res) => {
     const { tenantId } = callerOf(req);
-    if (!(await deleteTenantHook(hooks, tenantId, req.params.token))) throw notFound('No hook with that token.');
-    await control.announce({ kind: 'hook.changed', token: req.params.token });
+    if (!(await deleteTenantHook(hooks, tenantId, tokenOf(req)))) throw notFound('No hook with that token.');
+    await control.announce({ kind: 'hook.changed', token: tokenOf(req) });
     res.status(204).end();
   });
 

@@ -46,11 +46,10 @@ export function occurredAtOf(data: unknown, tsField: string | null): string | un
   else if (typeof value === 'string' && /^\d{1,16}(\.\d+)?$/.test(value)) {
     const n = Number(value);
     ms = n < 1e11 ? n * 1000 : n;
-  } else if (
-    typeof value === 'string' &&
-    /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)
-  ) {
-    ms = Date.parse(value);
+  } else if (typeof value === 'string') {
+    const iso = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|[+-]\d{2}:?\d{2})?)?$/.exec(value);
+    // Without an offset, a time is UTC: never the server's own time zone.
+    if (iso) ms = Date.parse(iso[2] ? `${iso[1]}T${iso[2]}${iso[3] ?? 'Z'}` : `${iso[1]}T00:00:00Z`);
   }
   if (ms === undefined || !Number.isFinite(ms)) return undefined;
   const date = new Date(Math.round(ms));

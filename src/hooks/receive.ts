@@ -2,8 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import getRawBody from 'raw-body';
 import { getProperty } from 'dot-prop';
-import type { ConfirmPublisher } from '../bus/publisher.js';
-import { PublishError } from '../bus/publisher.js';
+import { ConfirmPublisher, PublishError } from '../bus/publisher.js';
 import type { Config } from '../config/index.js';
 import { envelopeWithRawData, inboundRoutingKey, newEventId, type Envelope } from '../envelope.js';
 import type { FastRoute } from '../http/fast-route.js';
@@ -73,6 +72,14 @@ async function receive(
     }
     const data = parseJson(raw);
     const event = eventOf(hook, req, data);
+    const routingKey = inboundRoutingKey(hook.tenantId, hook.datasource, event);
+    if (Buffer.byteLength(routingKey) > ConfirmPublisher.MAX_ROUTING_KEY_BYTES) {
+      throw new Refusal('invalid_json', 400, 'The event name is too long for a routing key.');
+    }
+    // The body may have taken a while: a hook deleted or changed meanwhile must not publish.
+    const current = await lookUp(deps, params);
+    if (new Date(current.updatedAt).getTime() !== new Date(hook.updatedAt).getTime())
+      throw unavailable('The hook changed while the request was read; retry.');
     const id = newEventId();
     const envelope: Omit<Envelope, 'data'> = {
       id,
@@ -84,7 +91,7 @@ async function receive(
       receivedAt: receivedAt.toISOString(),
       headers: keptHeaders(req.headers),
     };
-    await publish(deps, envelope, hook, event, raw, receivedAt);
+    await publish(deps, envelope, hook, event, routingKey, raw, receivedAt);
     const body = JSON.stringify({ id });
     res.writeHead(202, {
       'Content-Type': 'application/json; charset=utf-8',
@@ -94,6 +101,8 @@ async function receive(
     return 'published';
   } catch (error) {
     if (!(error instanceof Refusal)) throw error;
+    // A body left unread (refused before reading it) is not drained: the connection closes.
+    if (!req.complete) res.setHeader('Connection', 'close');
     sendProblem(res, error);
     return error.outcome;
   }
@@ -137,12 +146,21 @@ async function readBody(req: IncomingMessage, limit: number, res: ServerResponse
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** JSON in strict UTF-8: the bytes go into the envelope as they are, so they must be valid there too. */
 function parseJson(raw: Buffer): unknown {
+  if (raw.length === 0) throw new Refusal('invalid_json', 400, 'The body is empty.');
+  let text: string;
   try {
-    if (raw.length === 0) throw new Error('empty');
-    return JSON.parse(raw.toString('utf8')) as unknown;
+    text = utf8.decode(raw);
   } catch {
-    throw new Refusal('invalid_json', 400, raw.length === 0 ? 'The body is empty.' : 'The body is not valid JSON.');
+    throw new Refusal('invalid_json', 400, 'The body is not valid UTF-8.');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new Refusal('invalid_json', 400, 'The body is not valid JSON.');
   }
 }
 
@@ -168,6 +186,7 @@ async function publish(
   envelope: Omit<Envelope, 'data'>,
   hook: HookRecord,
   event: string,
+  routingKey: string,
   raw: Buffer,
   receivedAt: Date,
 ): Promise<void> {
@@ -176,7 +195,7 @@ async function publish(
   try {
     await publisher.publish(
       config.inbound.exchange,
-      inboundRoutingKey(hook.tenantId, hook.datasource, event),
+      routingKey,
       envelopeWithRawData(envelope, raw),
       {
         messageId: envelope.id,

@@ -35,7 +35,9 @@ function instrument(metrics: Metrics): RequestHandler {
     const started = process.hrtime.bigint();
     // 'close' also fires when the client goes away before the response is complete.
     res.once('close', () => {
-      const labels = { method: req.method, route: routeOf(req), status_code: String(res.statusCode) };
+      // 499: the client went away before the response was complete (nginx's convention).
+      const status = res.writableFinished ? String(res.statusCode) : '499';
+      const labels = { method: req.method, route: routeOf(req), status_code: status };
       metrics.httpRequests.inc(labels);
       metrics.httpRequestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
     });
@@ -43,12 +45,31 @@ function instrument(metrics: Metrics): RequestHandler {
   };
 }
 
+const DATABASE_UNAVAILABLE = new Set([
+  'MongoNotConnectedError',
+  'MongoServerSelectionError',
+  'MongooseServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoTopologyClosedError',
+]);
+const isDatabaseUnavailable = (error: unknown) =>
+  DATABASE_UNAVAILABLE.has((error as Error).name) ||
+  ((error as Error).name === 'MongooseError' &&
+    /buffering|not connected|before initial connection/i.test((error as Error).message));
+
 /** Maps what express and its body parsers throw to problems; anything unknown is a 500. */
 function problemOf(error: unknown): HttpProblem {
   if (error instanceof HttpProblem) return error;
   const status =
     (error as { status?: unknown; statusCode?: unknown }).status ?? (error as { statusCode?: unknown }).statusCode;
   const type = (error as { type?: unknown }).type;
+  if (isDatabaseUnavailable(error)) {
+    return new HttpProblem(503, 'The database is unreachable; retry later.', {
+      type: 'database-unavailable',
+      headers: { 'Retry-After': '5' },
+    });
+  }
   if (typeof status === 'number' && status >= 400 && status < 500) {
     if (type === 'entity.parse.failed')
       return new HttpProblem(400, 'The body is not valid JSON.', { type: 'invalid-json' });

@@ -66,14 +66,15 @@ export function fastRouter(
     }
     const finish = () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const labels = { method: route.method, route: route.route, status_code: String(res.statusCode) };
+      const status = res.writableFinished ? res.statusCode : 499;
+      const labels = { method: route.method, route: route.route, status_code: String(status) };
       metrics.httpRequests.inc(labels);
       metrics.httpRequestDuration.observe(labels, seconds);
-      const level = res.statusCode >= 500 ? 'warn' : res.statusCode >= 400 ? 'info' : 'debug';
+      const level = status >= 500 ? 'warn' : status >= 400 ? 'info' : 'debug';
       logger[level](
         {
           req: { id: requestId, method: route.method, path: route.route },
-          res: { statusCode: res.statusCode },
+          res: { statusCode: status },
           outcome,
           responseTime: Math.round(seconds * 1000),
         },

@@ -51,7 +51,8 @@ function visibleTo(caller: Caller): Record<string, unknown> {
 
 export function subscriptionRoutes(config: Config, subscriptions: SubscriptionModel, control: Control): Router {
   const router = Router();
-  router.use('/api/webhooks', requireCaller(config.jwt));
+  // On each route rather than router.use(), so a 401 is counted under its route pattern.
+  const auth = requireCaller(config.jwt);
   const json = express.json({ type: () => true, limit: '64kb' });
   const maxAttempts = config.delivery.retrySchedule.length + 1;
 
@@ -88,7 +89,7 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
   };
   const changed = (id: string) => control.announce({ kind: 'subscription.changed', id });
 
-  router.post('/api/webhooks', json, async (req, res) => {
+  router.post('/api/webhooks', auth, json, async (req, res) => {
     const caller = callerOf(req);
     const input = parseOrThrow(createInput, req.body);
     if (input.scope === 'site' && !caller.admin) throw forbiddenSite();
@@ -120,7 +121,7 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
       .json({ ...subscriptionResponse(created.toObject()), secret });
   });
 
-  router.get('/api/webhooks', async (req, res) => {
+  router.get('/api/webhooks', auth, async (req, res) => {
     const caller = callerOf(req);
     const query = req.query as Record<string, unknown>;
     const errors: { path: string; message: string }[] = [];
@@ -158,11 +159,11 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
     });
   });
 
-  router.get('/api/webhooks/:id', async (req, res) => {
+  router.get('/api/webhooks/:id', auth, async (req, res) => {
     res.json(subscriptionResponse(await load(req)));
   });
 
-  router.patch('/api/webhooks/:id', json, async (req, res) => {
+  router.patch('/api/webhooks/:id', auth, json, async (req, res) => {
     const caller = callerOf(req);
     const input = parseOrThrow(updateInput, req.body);
     const current = await load(req);
@@ -192,20 +193,20 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
     res.json(subscriptionResponse(updated));
   });
 
-  router.delete('/api/webhooks/:id', async (req, res) => {
+  router.delete('/api/webhooks/:id', auth, async (req, res) => {
     const current = await load(req);
     await subscriptions.deleteOne({ _id: current._id });
     await changed(current._id);
     res.status(204).end();
   });
 
-  router.get('/api/webhooks/:id/secret', async (req, res) => {
+  router.get('/api/webhooks/:id/secret', auth, async (req, res) => {
     const current = await load(req);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ secret: current.secrets.find((s) => s.expiresAt === null)?.value });
   });
 
-  router.post('/api/webhooks/:id/secret/rotate', async (req, res) => {
+  router.post('/api/webhooks/:id/secret/rotate', auth, async (req, res) => {
     const current = await load(req);
     const secrets = rotated(current.secrets);
     await subscriptions.updateOne({ _id: current._id }, { $set: { secrets, updatedBy: callerOf(req).subject } });

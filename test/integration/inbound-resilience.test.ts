@@ -115,3 +115,42 @@ describe('when the broker is unreachable or does not answer', () => {
     expect((await postInbound(app, hook, '{}')).status).toBe(202);
   });
 });
+
+describe('when MongoDB is unreachable', () => {
+  it('When a token is not cached and MongoDB is down, then 503 at once; a cached hook is still accepted', async () => {
+    const tap = await QueueTap.open(uniqueName('test.inbound'), 'event.#');
+    const mongo = mongoUri();
+    const proxy = await new TcpProxy(new URL(mongo).hostname, Number(new URL(mongo).port || 27017)).start();
+    const app = await startTestApp({
+      HOOKBUS_ROLES: 'api,ingest',
+      INBOUND_EXCHANGE: tap.exchange,
+      MONGODB_URI: relayed(mongo, proxy),
+    });
+    try {
+      await waitReady(app);
+      const cached = await createHook(app, TENANT, { datasource: 'cached', event: 'ping' });
+      expect((await postInbound(app, cached, '{}')).status).toBe(202);
+      await proxy.cut();
+      await eventually(async () => (await fetch(`${app.url}/readyz`)).status === 503, 10_000, 'readyz 503');
+
+      const started = Date.now();
+      const res = await fetch(`${app.url}/wh/${cached.apiToken}/${'2'.repeat(40)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect((await postInbound(app, cached, '{}')).status).toBe(202);
+
+      const list = await fetch(`${app.url}/wh/config`, { headers: bearer(TENANT) });
+      expect(list.status).toBe(503);
+      expect(await list.json()).toMatchObject({ type: 'urn:hookbus:problem:database-unavailable', status: 503 });
+    } finally {
+      await app.stop();
+      await proxy.stop();
+      await tap.close();
+    }
+  });
+});

@@ -65,7 +65,6 @@ describe('source signature verification (verify on a hook)', () => {
     const res = await postInbound(app, hook, body, { ...JSON_TYPE, ...headers });
     expect(res.status, await res.clone().text()).toBe(202);
     const { id } = (await res.json()) as { id: string };
-    await tap.waitFor(1);
     const { eventually } = await import('../support/wait.js');
     await eventually(() => tap.messages.some((m) => m.properties.messageId === id), 5000, 'the message');
   };
@@ -166,6 +165,11 @@ describe('source signature verification (verify on a hook)', () => {
     });
     expect(res.status).toBe(400);
     expect((await postInbound(app, hooks.github!, body, JSON_TYPE)).status).toBe(401);
+  });
+
+  it('When the body is too large and unsigned, then 413: the size is checked before the signature', async () => {
+    const res = await postInbound(app, hooks.github!, JSON.stringify({ pad: 'x'.repeat(2 * 1024 * 1024) }), JSON_TYPE);
+    expect(res.status).toBe(413);
   });
 
   it('When hooks are read back, then no verify secret appears anywhere', async () => {

@@ -8,6 +8,7 @@ export class QueueTap {
 
   private constructor(
     private readonly connection: amqplib.ChannelModel,
+    readonly exchange: string,
     readonly queue: string,
   ) {}
 
@@ -17,7 +18,7 @@ export class QueueTap {
     await channel.assertExchange(exchange, type, { durable: true });
     const { queue } = await channel.assertQueue('', { exclusive: true });
     await channel.bindQueue(queue, exchange, bindingKey);
-    const tap = new QueueTap(connection, queue);
+    const tap = new QueueTap(connection, exchange, queue);
     await channel.consume(queue, (msg) => msg && tap.messages.push(msg), { noAck: true });
     return tap;
   }
