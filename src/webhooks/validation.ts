@@ -109,11 +109,7 @@ const fields = {
   }),
 };
 
-function checkHeaders(
-  value: { headers?: Record<string, string> | null; auth?: unknown },
-  ctx: z.RefinementCtx,
-  hasAuth: boolean,
-) {
+function checkHeaders(value: { headers?: Record<string, string> | null }, ctx: z.RefinementCtx, hasAuth: boolean) {
   for (const name of Object.keys(value.headers ?? {})) {
     if (isReservedHeader(name, hasAuth)) {
       ctx.addIssue({ code: 'custom', path: ['headers', name], message: 'is set by hookbus and cannot be overridden' });
@@ -154,5 +150,3 @@ export const updateInput = z.strictObject({
 
 export type CreateInput = z.output<typeof createInput>;
 export type UpdateInput = z.output<typeof updateInput>;
-
-export { checkHeaders };

@@ -12,10 +12,9 @@ describe('health, readiness and metrics against real dependencies', () => {
 
   beforeAll(async () => {
     // Both dependencies are reached through relays the test can cut, like a network partition would.
-    const amqp = new URL(AMQP_URL);
-    rabbitProxy = await new TcpProxy(amqp.hostname, Number(amqp.port || 5672)).start();
+    rabbitProxy = await TcpProxy.before(AMQP_URL);
     const mongo = new URL(mongoUri());
-    mongoProxy = await new TcpProxy(mongo.hostname, Number(mongo.port || 27017)).start();
+    mongoProxy = await TcpProxy.before(mongo.toString());
     app = await startTestApp({
       AMQP_URL: relayed(AMQP_URL, rabbitProxy),
       MONGODB_URI: relayed(mongo.toString(), mongoProxy),
@@ -116,10 +115,9 @@ describe('health, readiness and metrics against real dependencies', () => {
 
 describe('starting while the dependencies are down', () => {
   it('When RabbitMQ and MongoDB are unreachable at start, then hookbus starts, says 503, and is ready once they are back', async () => {
-    const amqp = new URL(AMQP_URL);
     const mongo = new URL(mongoUri());
-    const rabbitProxy = await new TcpProxy(amqp.hostname, Number(amqp.port || 5672)).start();
-    const mongoProxy = await new TcpProxy(mongo.hostname, Number(mongo.port || 27017)).start();
+    const rabbitProxy = await TcpProxy.before(AMQP_URL);
+    const mongoProxy = await TcpProxy.before(mongo.toString());
     await rabbitProxy.cut();
     await mongoProxy.cut();
     const app = await startTestApp({

@@ -65,8 +65,7 @@ describe('when the broker is unreachable or does not answer', () => {
 
   beforeAll(async () => {
     tap = await QueueTap.open(exchange, 'event.#');
-    const amqp = new URL(AMQP_URL);
-    proxy = await new TcpProxy(amqp.hostname, Number(amqp.port || 5672)).start();
+    proxy = await TcpProxy.before(AMQP_URL);
     app = await startTestApp({
       HOOKBUS_ROLES: 'api,ingest',
       INBOUND_EXCHANGE: exchange,
@@ -120,7 +119,7 @@ describe('when MongoDB is unreachable', () => {
   it('When a token is not cached and MongoDB is down, then 503 at once; a cached hook is still accepted', async () => {
     const tap = await QueueTap.open(uniqueName('test.inbound'), 'event.#');
     const mongo = mongoUri();
-    const proxy = await new TcpProxy(new URL(mongo).hostname, Number(new URL(mongo).port || 27017)).start();
+    const proxy = await TcpProxy.before(mongo);
     const app = await startTestApp({
       HOOKBUS_ROLES: 'api,ingest',
       INBOUND_EXCHANGE: tap.exchange,

@@ -68,7 +68,7 @@ describe('the hookbus process', () => {
   it('When SIGTERM arrives while a request is in flight, then that request is answered before it exits 0', async () => {
     // /readyz waits up to 1 s for MongoDB's ping; a frozen relay makes that wait real.
     const mongo = mongoUri();
-    const proxy = await new TcpProxy(new URL(mongo).hostname, Number(new URL(mongo).port || 27017)).start();
+    const proxy = await TcpProxy.before(mongo);
     const { proc, url } = await startProcess({ MONGODB_URI: relayed(mongo, proxy) });
 
     proxy.freeze();
@@ -86,7 +86,7 @@ describe('the hookbus process', () => {
   });
 
   it('When SIGTERM arrives while MongoDB is unreachable, then it still exits 0 within the bound', async () => {
-    const proxy = await new TcpProxy('127.0.0.1', 27017).start();
+    const proxy = await TcpProxy.before(mongoUri());
     await proxy.cut();
     const proc = spawnHookbus(testEnv({ LOG_LEVEL: 'info', MONGODB_URI: relayed(mongoUri(), proxy) }));
     await listeningPort(proc);

@@ -18,6 +18,13 @@ export class TcpProxy {
     private readonly targetPort: number,
   ) {}
 
+  /** A started relay in front of the server a connection string points at. */
+  static async before(url: string): Promise<TcpProxy> {
+    const { hostname, port, protocol } = new URL(url);
+    const fallback = protocol.startsWith('amqp') ? 5672 : 27017;
+    return new TcpProxy(hostname.replace(/^\[|\]$/g, ''), Number(port || fallback)).start();
+  }
+
   async start(port = 0): Promise<this> {
     this.server = createServer((client) => {
       const upstream = connect(this.targetPort, this.targetHost);
