@@ -180,7 +180,7 @@ describe('receiving inbound webhooks: POST /wh/:apiToken/:token', () => {
       const { id } = (await res.json()) as { id: string };
       expect(id).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
 
-      const message = (await tap.waitFor(1)).find((m) => m.properties.messageId === id)!;
+      const message = await messageOf(id);
       expect(message.fields.routingKey).toBe(`event.${TENANT}.github.push`);
       expect(message.fields.exchange).toBe(exchange);
       expect(message.properties).toMatchObject({
@@ -230,7 +230,6 @@ describe('receiving inbound webhooks: POST /wh/:apiToken/:token', () => {
     ])('When tsField holds %s, then occurredAt is that time', async (_what, payload, expected) => {
       const res = await postInbound(app, hook, JSON.stringify(payload));
       const { id } = (await res.json()) as { id: string };
-      await tap.waitFor(1);
       const envelope = await envelopeOf(id);
       expect(envelope.occurredAt).toBe(expected);
     });
