@@ -20,6 +20,7 @@ export const controlTopology: Topology = async (channel) => {
 
 const CONFIRM_TIMEOUT_MS = 2000;
 const ANNOUNCE_ATTEMPTS = 3;
+const SETTLE_MS = 100;
 
 /**
  * Announces changes to every hookbus process (this one included, directly and at once) and
@@ -52,6 +53,10 @@ export class Control {
           { messageId: `ctl_${randomUUID()}`, contentType: 'application/json', persistent: false },
           CONFIRM_TIMEOUT_MS,
         );
+        // The broker's confirm means the announcement is queued for every process, not yet
+        // consumed. Changes are rare: waiting a moment lets the others apply it before the caller
+        // gets its answer (measured: under CI load, not always within the next HTTP round trip).
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
         return;
       } catch (error) {
         if (attempt >= ANNOUNCE_ATTEMPTS) {
