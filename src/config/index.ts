@@ -6,7 +6,6 @@ import type { Binding, JwtAlgorithm, Role } from './formats.js';
 import { PARSERS, schema, schemaKeys } from './schema.js';
 
 export type { Binding, JwtAlgorithm, Role } from './formats.js';
-export { ROLES } from './formats.js';
 
 export interface Config {
   env: 'development' | 'test' | 'production';

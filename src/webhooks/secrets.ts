@@ -7,11 +7,6 @@ export const PREVIOUS_SECRET_VALID_MS = 24 * 3_600_000;
 /** `whsec_` + base64 of 32 random bytes: the Standard Webhooks secret format. */
 export const newSigningSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
 
-/** The secrets that sign now: the current one first, then any rotated-out one not yet expired. */
-export function activeSecrets(secrets: SigningSecret[], now = Date.now()): string[] {
-  return secrets.filter((s) => s.expiresAt === null || new Date(s.expiresAt).getTime() > now).map((s) => s.value);
-}
-
 /** A new current secret; the old current one signs for 24 h more; older ones are dropped. */
 export function rotated(secrets: SigningSecret[], now = Date.now()): SigningSecret[] {
   const current = secrets.find((s) => s.expiresAt === null);
