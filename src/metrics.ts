@@ -5,6 +5,7 @@ import { checkAll, type Dependency } from './health.js';
 /** `dependencies` are the ones this process's roles need; each is checked at every scrape. */
 export function createMetrics(dependencies: readonly Dependency[]) {
   const registry = new Registry();
+  let retryBacklog: (() => Promise<number>) | undefined;
   collectDefaultMetrics({ register: registry });
 
   const metrics = {
@@ -34,6 +35,42 @@ export function createMetrics(dependencies: readonly Dependency[]) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    dispatchMessages: new Counter({
+      name: 'hookbus_dispatch_messages_total',
+      help: 'Messages taken by the fan-out stage, by outcome.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    deliveryAttempts: new Counter({
+      name: 'hookbus_delivery_attempts_total',
+      help: 'HTTP delivery attempts, by outcome: success, retry (another attempt is scheduled), failed (the last one).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    deliveryAttemptDuration: new Histogram({
+      name: 'hookbus_delivery_attempt_duration_seconds',
+      help: 'Time from starting a delivery attempt to its response (or its error), by outcome.',
+      labelNames: ['outcome'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    deliveriesInFlight: new Gauge({
+      name: 'hookbus_deliveries_in_flight',
+      help: 'Delivery attempts this process is making right now.',
+      registers: [registry],
+    }),
+    deliveriesRetrying: new Gauge({
+      name: 'hookbus_deliveries_retrying',
+      help: "Deliveries waiting on the broker for their next attempt (the dispatcher's delay queues; the same figure on every dispatcher).",
+      registers: [registry],
+      async collect() {
+        if (retryBacklog) this.set(await retryBacklog().catch(() => 0));
+      },
+    }),
+    /** Where hookbus_deliveries_retrying reads its value (the dispatcher role sets it). */
+    setRetryBacklog(read: () => Promise<number>) {
+      retryBacklog = read;
+    },
     dependencyUp: new Gauge({
       name: 'hookbus_dependency_up',
       help: '1 while the dependency answers, 0 while it is down; checked at every scrape.',
@@ -48,6 +85,8 @@ export function createMetrics(dependencies: readonly Dependency[]) {
   };
   // Every outcome is exported from the start, at 0, so rates and ratios exist before the first event.
   for (const outcome of INBOUND_OUTCOMES) metrics.inboundRequests.inc({ outcome }, 0);
+  for (const outcome of DISPATCH_OUTCOMES) metrics.dispatchMessages.inc({ outcome }, 0);
+  for (const outcome of ATTEMPT_OUTCOMES) metrics.deliveryAttempts.inc({ outcome }, 0);
   return metrics;
 }
 
@@ -61,5 +100,8 @@ export const INBOUND_OUTCOMES = [
   'broker_unavailable',
 ] as const;
 export type InboundOutcome = (typeof INBOUND_OUTCOMES)[number];
+
+export const DISPATCH_OUTCOMES = ['dispatched', 'no_subscribers', 'invalid'] as const;
+export const ATTEMPT_OUTCOMES = ['success', 'retry', 'failed'] as const;
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -25,7 +25,7 @@ export interface Config {
     adminClaim: string;
   };
   inbound: { exchange: string; maxBody: number; confirmTimeoutMs: number };
-  dispatch: { bindings: Binding[]; prefetch: number };
+  dispatch: { bindings: Binding[]; prefetch: number; queuePrefix: string };
   delivery: {
     timeoutMs: number;
     maxInFlightPerWebhook: number;

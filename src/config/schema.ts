@@ -80,6 +80,14 @@ export const PARSERS = {
   'mongodb-url': parseMongoUri,
   'amqp-url': (value: unknown) => parseUrl(value, ['amqp:', 'amqps:']),
   'non-empty': parseNonEmpty,
+  /** Dotted words that prefix AMQP names (at most 255 bytes each, so the prefix stays short). */
+  'name-prefix': (value: unknown) => {
+    const text = String(value);
+    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(text) || text.length > 100) {
+      throw new Error('must be dot-separated words of letters, digits, _ and - (at most 100 characters)');
+    }
+    return text;
+  },
   'optional-string': parseOptionalString,
   'log-level': (value: unknown) => {
     if (!PINO_LEVELS.includes(String(value))) throw new Error(`must be one of ${PINO_LEVELS.join(', ')}`);
@@ -182,6 +190,12 @@ export const schema = {
       'exchange:bindingKey pairs the dispatcher consumes.',
     ),
     prefetch: key('DISPATCH_PREFETCH', 'positive-int', 64, 'Unacknowledged messages per dispatcher.'),
+    queuePrefix: key(
+      'DISPATCH_QUEUE_PREFIX',
+      'name-prefix',
+      'hookbus',
+      "Prefix of the dispatcher's own queues and exchanges (`<prefix>.dispatch`, `.deliveries`, `.retry.<ms>`, `.dead`); replicas that share the work share it.",
+    ),
   },
   delivery: {
     timeoutMs: key(

@@ -3,6 +3,8 @@ import type { Bus, Topology } from '../bus/connection.js';
 import type { Control } from '../bus/control.js';
 import type { ConfirmPublisher } from '../bus/publisher.js';
 import { inboundTopology } from '../bus/topology.js';
+import { startDispatcher } from '../dispatch/dispatcher.js';
+import { dispatchNames, dispatchTopology } from '../dispatch/topology.js';
 import type { Config, Role } from '../config/index.js';
 import type { Database } from '../db/connection.js';
 import type { DependencyName } from '../health.js';
@@ -76,7 +78,13 @@ export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   },
   dispatcher: {
     needs: ['mongodb', 'rabbitmq'],
-    start: async () => ({ routers: [], fastRoutes: [], stop: nothingToStop }),
+    topology: (config) =>
+      dispatchTopology(
+        dispatchNames(config.dispatch.queuePrefix),
+        config.dispatch.bindings,
+        config.delivery.retrySchedule,
+      ),
+    start: startDispatcher,
   },
 };
 

@@ -13,15 +13,24 @@ export function mongoUri(database = uniqueName('hookbus_test')): string {
   return url.toString();
 }
 
-/** Environment for a hookbus under test: its own database and exchange names, port 0. */
+/** Prefix of every queue a test declares; the global teardown deletes them all. */
+export const TEST_QUEUE_PREFIX = 'hbtest';
+
+/**
+ * Environment for a hookbus under test: its own database, inbound exchange and dispatcher queues
+ * (bound to that exchange only), port 0.
+ */
 export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const inbound = overrides.INBOUND_EXCHANGE ?? uniqueName('test.inbound');
   return {
     NODE_ENV: 'test',
     PORT: '0',
     HOST: '127.0.0.1',
     MONGODB_URI: mongoUri(),
     AMQP_URL,
-    INBOUND_EXCHANGE: uniqueName('test.inbound'),
+    INBOUND_EXCHANGE: inbound,
+    DISPATCH_BINDINGS: `${inbound}:#`,
+    DISPATCH_QUEUE_PREFIX: uniqueName(TEST_QUEUE_PREFIX),
     ...overrides,
   };
 }

@@ -1,0 +1,190 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Control } from '../bus/control.js';
+import type { ConfirmPublisher } from '../bus/publisher.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { SubscriptionModel } from '../webhooks/model.js';
+import type { Sender } from './attempt.js';
+import type { AttemptRecord, DeliveryStatus } from './deliveries.js';
+import { ack, type DeliveryMessage } from './fan-out.js';
+import type { SubscriptionCache } from './matching.js';
+import type { DeliveryStore } from './store.js';
+import { parkDelay, retrySteps, type DispatchNames } from './topology.js';
+import { untilDone } from './work.js';
+
+const CONFIRM_TIMEOUT_MS = 5000;
+
+/**
+ * The wait before the next attempt: the schedule's step for this attempt, or, when a 429/503 asked
+ * for longer, the first step at least that long (the longest step at most).
+ */
+export function nextDelay(schedule: readonly number[], attempt: number, retryAfterMs: number | null): number {
+  const step = schedule[attempt - 1]!;
+  if (retryAfterMs === null || retryAfterMs <= step) return step;
+  const steps = retrySteps(schedule);
+  return steps.find((s) => s >= retryAfterMs) ?? steps.at(-1)!;
+}
+
+export interface DelivererOptions {
+  config: Config;
+  names: DispatchNames;
+  cache: SubscriptionCache;
+  store: DeliveryStore;
+  sender: Sender;
+  publisher: ConfirmPublisher;
+  subscriptions: SubscriptionModel;
+  control: Control;
+  metrics: Metrics;
+  logger: Logger;
+  stopped: () => boolean;
+  track: <T>(promise: Promise<T>) => Promise<T>;
+}
+
+/**
+ * Stage 2: one HTTP attempt per delivery message. At most DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK
+ * attempts run per subscription; a message over the cap goes back to wait on the broker, so a
+ * hanging endpoint never holds the consumer's prefetch. A message is acked only after its
+ * attempt is recorded and, when another attempt is due, its retry message is confirmed.
+ */
+export class Deliverer {
+  private readonly inFlight = new Map<string, number>();
+  private sequence = 0;
+
+  constructor(private readonly options: DelivererOptions) {}
+
+  receive(channel: Channel, message: ConsumeMessage): void {
+    void this.options.track(this.handle(channel, message));
+  }
+
+  private async handle(channel: Channel, message: ConsumeMessage): Promise<void> {
+    const { logger, stopped } = this.options;
+    const received = { channel, message };
+    let delivery: DeliveryMessage;
+    try {
+      delivery = JSON.parse(message.content.toString('utf8')) as DeliveryMessage;
+      if (typeof delivery.deliveryId !== 'string' || typeof delivery.payload !== 'string') throw new Error('malformed');
+    } catch {
+      // Only hookbus publishes here; anything else is logged and dropped rather than retried forever.
+      logger.error({ messageId: message.properties.messageId }, 'dropped an unreadable delivery message');
+      ack(received);
+      return;
+    }
+    try {
+      await this.deliver(delivery);
+      ack(received);
+    } catch (error) {
+      if (!stopped()) logger.error({ err: (error as Error).message }, 'delivery failed; message left unacknowledged');
+    }
+  }
+
+  private async deliver(delivery: DeliveryMessage): Promise<void> {
+    const { config, cache, store, sender, metrics } = this.options;
+    const subscription = await cache.get(delivery.webhookId);
+    if (!subscription || !subscription.record.enabled) {
+      const why = subscription ? 'disabled' : 'deleted';
+      await store.record({
+        id: delivery.deliveryId,
+        attempt: notAttempted(delivery.attempt, `not attempted: the subscription was ${why}`),
+        status: 'failed',
+        nextAttemptAt: null,
+      });
+      return;
+    }
+    const { record } = subscription;
+    const cap = config.delivery.maxInFlightPerWebhook;
+    const running = this.inFlight.get(record._id) ?? 0;
+    if (running >= cap) {
+      await this.publishAfter(parkDelay(config.delivery.retrySchedule), delivery);
+      return;
+    }
+
+    this.inFlight.set(record._id, running + 1);
+    metrics.deliveriesInFlight.inc();
+    let result;
+    try {
+      result = await sender.send({
+        subscription: record,
+        deliveryId: delivery.deliveryId,
+        eventId: delivery.eventId,
+        event: delivery.event,
+        attempt: delivery.attempt,
+        body: delivery.payload,
+        timeoutMs: Math.min(config.delivery.timeoutMs, record.retry?.timeoutMs ?? Infinity),
+      });
+    } finally {
+      metrics.deliveriesInFlight.dec();
+      const left = (this.inFlight.get(record._id) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(record._id, left);
+      else this.inFlight.delete(record._id);
+    }
+
+    const schedule = config.delivery.retrySchedule;
+    const maxAttempts = Math.min(schedule.length + 1, record.retry?.maxAttempts ?? Infinity);
+    const gone = result.status === 410;
+    let status: DeliveryStatus;
+    let delay: number | null = null;
+    if (result.ok) status = 'success';
+    else if (gone || delivery.attempt >= maxAttempts) status = 'failed';
+    else {
+      status = 'retrying';
+      delay = nextDelay(schedule, delivery.attempt, result.retryAfterMs);
+    }
+    const outcome = status === 'retrying' ? 'retry' : status;
+    metrics.deliveryAttempts.inc({ outcome });
+    metrics.deliveryAttemptDuration.observe({ outcome }, result.record.durationMs / 1000);
+
+    await store.record({
+      id: delivery.deliveryId,
+      attempt: result.record,
+      status,
+      nextAttemptAt: delay === null ? null : new Date(result.record.at.getTime() + result.record.durationMs + delay),
+    });
+    if (delay !== null) await this.publishAfter(delay, { ...delivery, attempt: delivery.attempt + 1 });
+    if (gone) await this.disable(record._id);
+  }
+
+  /** Puts a delivery message on the delay queue for `ms`; it comes back to the deliveries queue after. */
+  private publishAfter(ms: number, delivery: DeliveryMessage): Promise<void> {
+    const { names, publisher, logger, stopped } = this.options;
+    const content = Buffer.from(JSON.stringify(delivery));
+    return untilDone(
+      () =>
+        publisher.publish(
+          '',
+          names.retryQueue(ms),
+          content,
+          {
+            messageId: `${delivery.deliveryId}.${delivery.attempt}.${++this.sequence}`,
+            contentType: 'application/json',
+            persistent: true,
+            mandatory: true,
+          },
+          CONFIRM_TIMEOUT_MS,
+        ),
+      stopped,
+      (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not schedule a delivery retry'),
+    );
+  }
+
+  /** `410 Gone`: the receiver says it is gone for good, so the subscription is disabled. */
+  private async disable(id: string): Promise<void> {
+    const { subscriptions, control, logger, stopped } = this.options;
+    await untilDone(
+      () =>
+        subscriptions.updateOne(
+          { _id: id },
+          { $set: { enabled: false, updatedAt: new Date(), updatedBy: 'hookbus:410-gone' } },
+          { timestamps: false },
+        ),
+      stopped,
+      (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not disable a subscription'),
+    );
+    logger.warn({ webhookId: id }, 'subscription disabled: its endpoint answered 410 Gone');
+    await control.announce({ kind: 'subscription.changed', id });
+  }
+}
+
+function notAttempted(n: number, error: string): AttemptRecord {
+  return { n, at: new Date(), durationMs: 0, request: { headers: [] }, response: null, error };
+}

@@ -1,0 +1,107 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { BusChannel } from '../bus/connection.js';
+import { within } from '../health.js';
+import type { RoleContext, RunningRole } from '../roles/index.js';
+import { subscriptionModel } from '../webhooks/model.js';
+import { Sender } from './attempt.js';
+import { deliveryModel } from './deliveries.js';
+import { Deliverer } from './deliver.js';
+import { FanOut } from './fan-out.js';
+import { SubscriptionCache } from './matching.js';
+import { DeliveryStore } from './store.js';
+import { delayQueues, dispatchNames, dispatchTopology } from './topology.js';
+import { InFlight } from './work.js';
+
+/** How long a stop waits for fan-outs and attempts already under way. */
+const DRAIN_MS = 5000;
+/** The retry backlog is read from the broker at most this often. */
+const BACKLOG_CACHE_MS = 1000;
+
+/**
+ * The dispatcher role: a fan-out consumer and an attempt consumer, each on its own channel with
+ * DISPATCH_PREFETCH unacknowledged messages. Both consumers start again after every reconnect.
+ */
+export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
+  const { config, logger, metrics, db, bus, publisher, control } = ctx;
+  const names = dispatchNames(config.dispatch.queuePrefix);
+  let stopping = false;
+  const stopped = () => stopping;
+  const inFlight = new InFlight();
+  const track = <T>(promise: Promise<T>) => inFlight.track(promise);
+
+  const subscriptions = subscriptionModel(db.connection);
+  const cache = new SubscriptionCache(subscriptions, logger);
+  control.subscribe(cache);
+  void cache.ready();
+  const store = new DeliveryStore(deliveryModel(db.connection), logger, stopped);
+  const sender = new Sender(config.delivery.allowPrivateTargets);
+  const fanOut = new FanOut({ names, cache, store, publisher, metrics, logger, stopped, track });
+  const deliverer = new Deliverer({
+    config,
+    names,
+    cache,
+    store,
+    sender,
+    publisher,
+    subscriptions,
+    control,
+    metrics,
+    logger,
+    stopped,
+    track,
+  });
+
+  // Every channel declares what it uses (idempotent): after a reconnect no channel may assume
+  // another has already run its setup.
+  const declare = dispatchTopology(names, config.dispatch.bindings, config.delivery.retrySchedule);
+  const consumers: { channel: Channel; tag: string }[] = [];
+  const consume = (name: string, queue: string, handle: (channel: Channel, message: ConsumeMessage) => void) =>
+    bus.channel(name, async (channel) => {
+      await declare(channel);
+      if (stopping) return;
+      await channel.prefetch(config.dispatch.prefetch);
+      const { consumerTag } = await channel.consume(queue, (message) => message && handle(channel, message));
+      consumers.push({ channel, tag: consumerTag });
+      channel.once('close', () => consumers.splice(consumers.findIndex((c) => c.channel === channel) >>> 0, 1));
+    });
+  const channels: BusChannel[] = [
+    consume('fan-out', names.fanOutQueue, (channel, message) => fanOut.receive(channel, message)),
+    consume('deliveries', names.deliveries, (channel, message) => deliverer.receive(channel, message)),
+  ];
+
+  const retryQueues = delayQueues(config.delivery.retrySchedule);
+  const stats = bus.channel('dispatch-stats', declare);
+  let backlog = { at: 0, value: 0 };
+  metrics.setRetryBacklog(async () => {
+    if (Date.now() - backlog.at < BACKLOG_CACHE_MS) return backlog.value;
+    let value = 0;
+    for (const ms of retryQueues) {
+      const { messageCount } = await stats.wrapper.checkQueue(names.retryQueue(ms));
+      value += messageCount;
+    }
+    backlog = { at: Date.now(), value };
+    return value;
+  });
+
+  return {
+    routers: [],
+    fastRoutes: [],
+    stop: async () => {
+      stopping = true;
+      cache.stop();
+      await Promise.all(consumers.splice(0).map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined)));
+      if (
+        !(await within(
+          inFlight.settled().then(() => true),
+          DRAIN_MS,
+          false,
+        ))
+      ) {
+        logger.warn({ running: inFlight.size }, 'dispatcher stopped with work still running; it will be redone');
+      }
+      // Each channel's close is awaited before the connection's, so its last acks reach the broker.
+      await Promise.all([...channels, stats].map((c) => c.wrapper.close().catch(() => undefined)));
+      sender.close();
+    },
+  };
+}

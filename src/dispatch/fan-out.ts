@@ -1,0 +1,238 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { z } from 'zod';
+import type { ConfirmPublisher } from '../bus/publisher.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import { deliveryIdOf, type DeliveryRecord } from './deliveries.js';
+import type { SubscriptionCache } from './matching.js';
+import type { DeliveryStore } from './store.js';
+import { DELIVERY_KEY, type DispatchNames } from './topology.js';
+import { Batcher, untilDone } from './work.js';
+
+const CONFIRM_TIMEOUT_MS = 5000;
+
+/** The header that carries why a message went to `hookbus.dead`. */
+export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
+
+/** What an attempt needs, carried in the delivery message so attempts never read MongoDB. */
+export interface DeliveryMessage {
+  deliveryId: string;
+  webhookId: string;
+  eventId: string;
+  event: string;
+  /** The attempt this message is for, from 1. */
+  attempt: number;
+  /** The request body, exactly as stored in the delivery record. */
+  payload: string;
+}
+
+const envelopeSchema = z.looseObject({
+  id: z.string().min(1).max(200),
+  event: z.string().min(1).max(255),
+  tenantId: z.union([z.string().min(1).max(200), z.number()]).transform(String),
+  resourceKey: z.string().nullable().optional(),
+  data: z.unknown(),
+});
+
+type Parsed = { ok: true; envelope: z.infer<typeof envelopeSchema> } | { ok: false; reason: string };
+
+/** Reads a message as an envelope (SPEC §4.2), or says in one line why it is not one. */
+export function parseEnvelope(content: Buffer): Parsed {
+  let json: unknown;
+  try {
+    json = JSON.parse(content.toString('utf8'));
+  } catch {
+    return { ok: false, reason: 'not JSON' };
+  }
+  const result = envelopeSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    return { ok: false, reason: `not an envelope: ${issue.path.join('.') || 'message'} ${issue.message}` };
+  }
+  if (!('data' in (json as object))) return { ok: false, reason: 'not an envelope: data is missing' };
+  return { ok: true, envelope: result.data };
+}
+
+interface Received {
+  channel: Channel;
+  message: ConsumeMessage;
+}
+
+export interface FanOutOptions {
+  names: DispatchNames;
+  cache: SubscriptionCache;
+  store: DeliveryStore;
+  publisher: ConfirmPublisher;
+  metrics: Metrics;
+  logger: Logger;
+  stopped: () => boolean;
+  track: <T>(promise: Promise<T>) => Promise<T>;
+}
+
+/**
+ * Stage 1: one delivery per matching subscription for each envelope. Envelopes that arrive
+ * together are stored together; each is acked only after its deliveries are stored and their
+ * delivery messages confirmed by the broker.
+ */
+export class FanOut {
+  private readonly batcher = new Batcher<Received>((batch) => void this.options.track(this.process(batch)));
+  private sequence = 0;
+
+  constructor(private readonly options: FanOutOptions) {}
+
+  receive(channel: Channel, message: ConsumeMessage): void {
+    this.batcher.push({ channel, message });
+  }
+
+  private async process(batch: Received[]): Promise<void> {
+    const { cache, store, metrics, logger, stopped } = this.options;
+    try {
+      await cache.ready();
+      const now = new Date();
+      const docs: DeliveryRecord[] = [];
+      const messages: DeliveryMessage[] = [];
+      const outcomes: { received: Received; outcome: 'dispatched' | 'no_subscribers' | 'invalid'; reason?: string }[] =
+        [];
+      for (const received of batch) {
+        const parsed = parseEnvelope(received.message.content);
+        if (!parsed.ok) {
+          outcomes.push({ received, outcome: 'invalid', reason: parsed.reason });
+          continue;
+        }
+        const { envelope } = parsed;
+        const matches = cache.match({
+          tenantId: envelope.tenantId,
+          event: envelope.event,
+          resourceKey: envelope.resourceKey ?? null,
+        });
+        outcomes.push({ received, outcome: matches.length > 0 ? 'dispatched' : 'no_subscribers' });
+        for (const { record } of matches) {
+          const deliveryId = deliveryIdOf(envelope.id, record._id);
+          const payload =
+            record.payload === 'data'
+              ? JSON.stringify(envelope.data ?? null)
+              : received.message.content.toString('utf8');
+          docs.push({
+            _id: deliveryId,
+            webhookId: record._id,
+            tenantId: record.tenantId,
+            eventId: envelope.id,
+            event: envelope.event,
+            url: record.url,
+            status: 'pending',
+            attempts: [],
+            payload,
+            createdAt: now,
+            updatedAt: now,
+            nextAttemptAt: now,
+          });
+          messages.push({
+            deliveryId,
+            webhookId: record._id,
+            eventId: envelope.id,
+            event: envelope.event,
+            attempt: 1,
+            payload,
+          });
+        }
+      }
+
+      const existing = await store.insertIfAbsent(docs);
+      // A delivery that already exists came from an earlier copy of this envelope: only one
+      // still `pending` may have lost its delivery message (a crash before the confirm).
+      const toSend = messages.filter((m) => (existing.get(m.deliveryId) ?? 'pending') === 'pending');
+      await Promise.all([
+        ...toSend.map((m) => this.publishDelivery(m)),
+        ...outcomes.filter((o) => o.outcome === 'invalid').map((o) => this.publishDead(o.received, o.reason!)),
+      ]);
+      for (const { received, outcome, reason } of outcomes) {
+        ack(received);
+        metrics.dispatchMessages.inc({ outcome });
+        if (reason)
+          logger.warn(
+            { reason, exchange: received.message.fields.exchange },
+            'invalid envelope sent to the dead-letter queue',
+          );
+      }
+    } catch (error) {
+      // Only a stop ends the retries: the envelopes stay unacked and come back after a restart.
+      if (!stopped()) logger.error({ err: (error as Error).message }, 'fan-out failed; envelopes left unacknowledged');
+    }
+  }
+
+  private publishDelivery(message: DeliveryMessage): Promise<void> {
+    const { names, publisher, logger, stopped } = this.options;
+    const content = Buffer.from(JSON.stringify(message));
+    return untilDone(
+      () =>
+        publisher.publish(
+          names.deliveries,
+          DELIVERY_KEY,
+          content,
+          {
+            messageId: `${message.deliveryId}.${message.attempt}.${++this.sequence}`,
+            contentType: 'application/json',
+            persistent: true,
+            mandatory: true,
+          },
+          CONFIRM_TIMEOUT_MS,
+        ),
+      stopped,
+      (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish a delivery message'),
+    );
+  }
+
+  private publishDead({ message }: Received, reason: string): Promise<void> {
+    const { names, publisher, logger, stopped } = this.options;
+    // amqplib types message properties as any.
+    const properties = message.properties as {
+      contentType?: string;
+      contentEncoding?: string;
+      correlationId?: string;
+      type?: string;
+      appId?: string;
+      timestamp?: number;
+      messageId?: string;
+      headers?: Record<string, unknown>;
+    };
+    return untilDone(
+      () =>
+        publisher.publish(
+          names.dead,
+          '',
+          message.content,
+          {
+            contentType: properties.contentType,
+            contentEncoding: properties.contentEncoding,
+            correlationId: properties.correlationId,
+            type: properties.type,
+            appId: properties.appId,
+            timestamp: properties.timestamp,
+            messageId: `dead.${++this.sequence}`,
+            headers: {
+              ...properties.headers,
+              'x-hookbus-original-message-id': properties.messageId,
+              [DEAD_REASON_HEADER]: reason,
+              'x-hookbus-original-exchange': message.fields.exchange,
+              'x-hookbus-original-routing-key': message.fields.routingKey,
+            },
+            persistent: true,
+            mandatory: true,
+          },
+          CONFIRM_TIMEOUT_MS,
+        ),
+      stopped,
+      (error, retryInMs) =>
+        logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
+    );
+  }
+}
+
+/** Acks on the channel the message came from; a closed channel has already returned it to the queue. */
+export function ack({ channel, message }: Received): void {
+  try {
+    channel.ack(message);
+  } catch {
+    // The broker requeued it when the channel closed; it will be processed again (at-least-once).
+  }
+}

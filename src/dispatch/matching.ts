@@ -1,0 +1,137 @@
+import { RE2JS } from 're2js';
+import type { ControlHandler, ControlMessage } from '../bus/control.js';
+import type { Logger } from '../logger.js';
+import type { SubscriptionModel, SubscriptionRecord } from '../webhooks/model.js';
+
+/** What matching needs to know of an envelope. */
+export interface MatchInput {
+  tenantId: string;
+  event: string;
+  resourceKey: string | null;
+}
+
+/** A subscription with its event patterns and resource key filter compiled once. */
+export class CompiledSubscription {
+  private readonly exact = new Set<string>();
+  private readonly prefixes: string[] = [];
+  private readonly all: boolean;
+  private readonly resourceKey: RE2JS | null;
+
+  constructor(readonly record: SubscriptionRecord) {
+    for (const pattern of record.events) {
+      if (pattern.endsWith('*')) this.prefixes.push(pattern.slice(0, -1));
+      else this.exact.add(pattern);
+    }
+    this.all = this.prefixes.includes('');
+    const source = record.filter?.resourceKeyPattern;
+    this.resourceKey = source === undefined ? null : RE2JS.compile(source);
+  }
+
+  /** Event exact or by a trailing `*` glob (`github.*` takes `github.a.b`); resourceKey matched whole. */
+  matches(input: MatchInput): boolean {
+    if (this.record.scope === 'tenant' && this.record.tenantId !== input.tenantId) return false;
+    const eventMatches =
+      this.all || this.exact.has(input.event) || this.prefixes.some((prefix) => input.event.startsWith(prefix));
+    if (!eventMatches) return false;
+    if (this.resourceKey === null) return true;
+    return input.resourceKey !== null && this.resourceKey.matches(input.resourceKey);
+  }
+}
+
+const RELOAD_BACKOFF_MS = [250, 500, 1000, 2000, 5000];
+
+/**
+ * Every subscription, held in memory so dispatch never queries MongoDB per message. A change
+ * announced on `hookbus.control` reloads that one subscription; a reconnect to the bus (when
+ * announcements may have been missed) reloads them all.
+ */
+export class SubscriptionCache implements ControlHandler {
+  private byId = new Map<string, CompiledSubscription>();
+  private loaded: Promise<void> | undefined;
+  private generation = 0;
+  private loading = false;
+  /** Changes announced while the whole set was being read: re-read once it is in. */
+  private readonly changedDuringLoad = new Set<string>();
+  private stopped = false;
+
+  constructor(
+    private readonly subscriptions: SubscriptionModel,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Resolves once the whole set has been read (retrying while MongoDB is unreachable). */
+  ready(): Promise<void> {
+    this.loaded ??= this.loadAll();
+    return this.loaded;
+  }
+
+  /**
+   * The subscription with that id, or undefined once MongoDB confirms it is gone: another process
+   * may have fanned out to a subscription whose announcement has not reached this one yet.
+   */
+  async get(id: string): Promise<CompiledSubscription | undefined> {
+    await this.ready();
+    if (!this.byId.has(id)) await this.reloadOne(id);
+    return this.byId.get(id);
+  }
+
+  /** Enabled subscriptions that take this event. */
+  match(input: MatchInput): CompiledSubscription[] {
+    const found: CompiledSubscription[] = [];
+    for (const subscription of this.byId.values()) {
+      if (subscription.record.enabled && subscription.matches(input)) found.push(subscription);
+    }
+    return found;
+  }
+
+  onMessage(message: ControlMessage): void {
+    if (message.kind !== 'subscription.changed') return;
+    if (this.loading) this.changedDuringLoad.add(message.id);
+    void this.reloadOne(message.id);
+  }
+
+  onResync(): void {
+    // Only once a first load has been asked for: the first ready() does it anyway.
+    if (this.loaded) this.loaded = this.loadAll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private async loadAll(): Promise<void> {
+    const generation = ++this.generation;
+    this.loading = true;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const records = await this.subscriptions.find({}).lean<SubscriptionRecord[]>();
+        if (generation !== this.generation) return;
+        this.byId = new Map(records.map((record) => [record._id, new CompiledSubscription(record)]));
+        this.loading = false;
+        const changed = [...this.changedDuringLoad];
+        this.changedDuringLoad.clear();
+        await Promise.all(changed.map((id) => this.reloadOne(id)));
+        return;
+      } catch (error) {
+        const wait = RELOAD_BACKOFF_MS[Math.min(attempt, RELOAD_BACKOFF_MS.length - 1)]!;
+        this.logger.warn({ err: (error as Error).message, retryInMs: wait }, 'could not load subscriptions');
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  private async reloadOne(id: string): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const record = await this.subscriptions.findById(id).lean<SubscriptionRecord>();
+        if (record) this.byId.set(id, new CompiledSubscription(record));
+        else this.byId.delete(id);
+        return;
+      } catch (error) {
+        const wait = RELOAD_BACKOFF_MS[Math.min(attempt, RELOAD_BACKOFF_MS.length - 1)]!;
+        this.logger.warn({ err: (error as Error).message, id, retryInMs: wait }, 'could not reload a subscription');
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+}

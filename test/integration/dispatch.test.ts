@@ -1,0 +1,139 @@
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.js';
+import { metricValue, startTestApp, waitReady } from '../support/app.js';
+import { BusClient, deliveries, envelope, subscribe } from '../support/dispatch.js';
+import { uniqueName } from '../support/env.js';
+import { createHook, postInbound } from '../support/hooks.js';
+import { Receiver } from '../support/receiver.js';
+import { eventually } from '../support/wait.js';
+
+describe('dispatch: an inbound webhook comes out at the subscriber, signed', () => {
+  let app: App;
+  let receiver: Receiver;
+  let bus: BusClient;
+
+  beforeAll(async () => {
+    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '100ms,200ms' });
+    await waitReady(app);
+    receiver = await Receiver.start();
+    bus = await BusClient.open();
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await receiver?.close();
+    await bus?.close();
+  });
+
+  it('When a hook receives a webhook, then each matching subscription gets a Standard Webhooks-signed POST with the exact headers', async () => {
+    const tenant = uniqueName('t');
+    const hook = await createHook(app, tenant, { datasource: 'github', event: 'push' });
+    const sub = await subscribe(app, tenant, {
+      url: receiver.url,
+      events: ['github.*'],
+      headers: { 'X-Team': 'platform' },
+      auth: { bearer: 'tok-123' },
+    });
+    const before = receiver.requests.length;
+    const res = await postInbound(app, hook, JSON.stringify({ ref: 'main', 'a.b': 1, $x: 2 }));
+    expect(res.status).toBe(202);
+    const [request] = (await receiver.waitFor(before + 1)).slice(before);
+
+    const headers = request!.headers;
+    expect(Object.keys(headers).sort()).toEqual(
+      [
+        'authorization',
+        'connection',
+        'content-length',
+        'content-type',
+        'host',
+        'user-agent',
+        'webhook-id',
+        'webhook-signature',
+        'webhook-timestamp',
+        'x-hookbus-attempt',
+        'x-hookbus-event',
+        'x-hookbus-event-id',
+        'x-team',
+      ].sort(),
+    );
+    expect(headers['content-type']).toBe('application/json');
+    expect(headers['user-agent']).toMatch(/^hookbus\/\d+\.\d+\.\d+/);
+    expect(headers.authorization).toBe('Bearer tok-123');
+    expect(headers['x-team']).toBe('platform');
+    expect(headers['x-hookbus-event']).toBe('github.push');
+    expect(headers['x-hookbus-attempt']).toBe('1');
+    expect(headers['webhook-id']).toMatch(/^msg_[a-z2-7]{26}$/);
+
+    // The receiver's side, with the official library: throws unless the signature verifies.
+    const verified = new Webhook(sub.secret).verify(request!.body, {
+      'webhook-id': headers['webhook-id'] as string,
+      'webhook-timestamp': headers['webhook-timestamp'] as string,
+      'webhook-signature': headers['webhook-signature'] as string,
+    }) as Record<string, unknown>;
+    expect(verified).toMatchObject({
+      id: headers['x-hookbus-event-id'],
+      event: 'github.push',
+      tenantId: tenant,
+      data: { ref: 'main', 'a.b': 1, $x: 2 },
+    });
+    expect(() =>
+      new Webhook(sub.secret).verify(`${request!.body} `, {
+        'webhook-id': headers['webhook-id'] as string,
+        'webhook-timestamp': headers['webhook-timestamp'] as string,
+        'webhook-signature': headers['webhook-signature'] as string,
+      }),
+    ).toThrow();
+
+    const [stored] = await eventually(async () => {
+      const found = await deliveries(app, { webhookId: sub.id });
+      return found.length === 1 && found[0]!.status === 'success' && found;
+    });
+    expect(stored).toMatchObject({
+      _id: headers['webhook-id'],
+      webhookId: sub.id,
+      eventId: headers['x-hookbus-event-id'],
+      event: 'github.push',
+      url: receiver.url,
+      status: 'success',
+      payload: request!.body,
+      nextAttemptAt: null,
+    });
+    const attempt = stored!.attempts[0]!;
+    expect(attempt).toMatchObject({ n: 1, error: null, response: { status: 200, body: '' } });
+    const logged = Object.fromEntries(attempt.request.headers.map((h) => [h.name, h.value]));
+    expect(logged.authorization).toBe('[redacted]');
+    expect(logged['webhook-signature']).toBe('[redacted]');
+    expect(logged['webhook-id']).toBe(headers['webhook-id']);
+    expect(JSON.stringify(stored)).not.toContain('tok-123');
+  });
+
+  it('When payload is data, then the original body alone is delivered; envelope delivers the whole envelope', async () => {
+    const tenant = uniqueName('t');
+    const hook = await createHook(app, tenant, { datasource: 'shop', event: 'order' });
+    const dataSub = await subscribe(app, tenant, {
+      url: `${receiver.url}?kind=data`,
+      events: ['shop.order'],
+      payload: 'data',
+    });
+    await subscribe(app, tenant, {
+      url: `${receiver.url}?kind=envelope`,
+      events: ['shop.order'],
+      auth: { basic: { username: 'u', password: 'p w' } },
+    });
+    const before = receiver.requests.length;
+    expect((await postInbound(app, hook, '{"order":42,"items":[1,2]}')).status).toBe(202);
+    const got = (await receiver.waitFor(before + 2)).slice(before);
+    const data = got.find((r) => r.path.endsWith('kind=data'))!;
+    const whole = got.find((r) => r.path.endsWith('kind=envelope'))!;
+    expect(JSON.parse(data.body)).toEqual({ order: 42, items: [1, 2] });
+    new Webhook(dataSub.secret).verify(data.body, data.headers as Record<string, string>);
+    expect(JSON.parse(whole.body)).toMatchObject({
+      event: 'shop.order',
+      tenantId: tenant,
+      data: { order: 42, items: [1, 2] },
+    });
+    expect(whole.headers.authorization).toBe(`Basic ${Buffer.from('u:p w').toString('base64')}`);
+    expect(data.headers['webhook-id']).not.toBe(whole.headers['webhook-id']);
+  });
+});
