@@ -85,9 +85,9 @@ describe('dispatch: an inbound webhook comes out at the subscriber, signed', () 
       }),
     ).toThrow();
 
-    const [stored] = await eventually(async () => {
+    const stored = await eventually(async () => {
       const found = await deliveries(app, { webhookId: sub.id });
-      return found.length === 1 && found[0]!.status === 'success' && found;
+      return found.length === 1 && found[0]!.status === 'success' ? found[0] : undefined;
     });
     expect(stored).toMatchObject({
       _id: headers['webhook-id'],
@@ -99,7 +99,7 @@ describe('dispatch: an inbound webhook comes out at the subscriber, signed', () 
       payload: request!.body,
       nextAttemptAt: null,
     });
-    const attempt = stored!.attempts[0]!;
+    const attempt = stored.attempts[0]!;
     expect(attempt).toMatchObject({ n: 1, error: null, response: { status: 200, body: '' } });
     const logged = Object.fromEntries(attempt.request.headers.map((h) => [h.name, h.value]));
     expect(logged.authorization).toBe('[redacted]');
@@ -135,5 +135,91 @@ describe('dispatch: an inbound webhook comes out at the subscriber, signed', () 
     });
     expect(whole.headers.authorization).toBe(`Basic ${Buffer.from('u:p w').toString('base64')}`);
     expect(data.headers['webhook-id']).not.toBe(whole.headers['webhook-id']);
+  });
+
+  it('When envelopes arrive, then subscriptions match by tenant or site scope, event glob and whole resourceKey', async () => {
+    const tenant = uniqueName('t');
+    const other = uniqueName('t');
+    const url = (name: string) => `${receiver.url}?sub=${name}`;
+    await subscribe(app, tenant, { url: url('exact'), events: ['billing.paid'] });
+    await subscribe(app, tenant, { url: url('glob'), events: ['billing.*'] });
+    await subscribe(app, tenant, { url: url('other-event'), events: ['crm.*'] });
+    await subscribe(app, other, { url: url('other-tenant'), events: ['*'] });
+    await subscribe(app, other, { url: url('site'), events: ['billing.paid'], scope: 'site' }, { admin: true });
+    await subscribe(app, tenant, { url: url('key'), events: ['*'], filter: { resourceKeyPattern: 'acct-[0-9]+' } });
+    await subscribe(app, tenant, { url: url('disabled'), events: ['*'], enabled: false });
+    const inbound = app.config.inbound.exchange;
+    const noSubscribersBefore =
+      (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="no_subscribers"}')) ?? 0;
+
+    const id = uniqueName('evt');
+    const before = receiver.requests.length;
+    await bus.publish(
+      inbound,
+      'x',
+      JSON.stringify(envelope({ id, tenantId: tenant, event: 'billing.paid', resourceKey: 'acct-12' })),
+    );
+    await bus.publish(
+      inbound,
+      'x',
+      JSON.stringify(envelope({ id: `${id}-b`, tenantId: tenant, event: 'billing.paid', resourceKey: 'acct-12x' })),
+    );
+    await bus.publish(
+      inbound,
+      'x',
+      JSON.stringify(envelope({ id: `${id}-c`, tenantId: uniqueName('nobody'), event: 'nothing.here' })),
+    );
+
+    await eventually(
+      async () =>
+        (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="no_subscribers"}')) ===
+        noSubscribersBefore + 1,
+    );
+    await receiver.waitFor(before + 7);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const got = receiver.requests
+      .slice(before)
+      .map(
+        (r) => `${new URL(r.path, 'http://x').searchParams.get('sub')} ${(JSON.parse(r.body) as { id: string }).id}`,
+      );
+    expect(got.sort()).toEqual(
+      [`exact ${id}`, `glob ${id}`, `site ${id}`, `key ${id}`, `exact ${id}-b`, `glob ${id}-b`, `site ${id}-b`].sort(),
+    );
+  });
+
+  it('When a message is not an envelope, then it goes to the dead-letter queue with the reason and is counted', async () => {
+    const inbound = app.config.inbound.exchange;
+    const dead = `${app.config.dispatch.queuePrefix}.dead`;
+    const invalidBefore = (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="invalid"}')) ?? 0;
+    await bus.channel.purgeQueue(dead);
+    await bus.publish(inbound, 'x', 'not json at all', { messageId: 'm-1' });
+    await bus.publish(inbound, 'x', JSON.stringify({ id: 'evt_1', event: 'a.b' }), { messageId: 'm-2' });
+    await eventually(
+      async () => (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="invalid"}')) === invalidBefore + 2,
+    );
+    const reasons: Record<string, string> = {};
+    for (let i = 0; i < 2; i++) {
+      const message = await eventually(async () => (await bus.channel.get(dead, { noAck: true })) || undefined);
+      const headers = message.properties.headers as Record<string, string>;
+      reasons[headers['x-hookbus-original-message-id']!] = headers['x-hookbus-dead-reason']!;
+    }
+    expect(reasons).toEqual({
+      'm-1': 'not JSON',
+      'm-2': expect.stringMatching(/^not an envelope: tenantId /) as string,
+    });
+  });
+
+  it('When the same envelope arrives twice, then one delivery exists and its id is the same', async () => {
+    const tenant = uniqueName('t');
+    const sub = await subscribe(app, tenant, { url: receiver.url, events: ['dup.*'] });
+    const body = JSON.stringify(envelope({ id: uniqueName('evt'), tenantId: tenant, event: 'dup.once' }));
+    const before = receiver.requests.length;
+    await bus.publish(app.config.inbound.exchange, 'x', body);
+    await receiver.waitFor(before + 1);
+    await eventually(async () => (await deliveries(app, { webhookId: sub.id }))[0]?.status === 'success');
+    await bus.publish(app.config.inbound.exchange, 'x', body);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await deliveries(app, { webhookId: sub.id })).toHaveLength(1);
+    expect(receiver.requests.length).toBe(before + 1);
   });
 });

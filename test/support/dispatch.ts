@@ -25,11 +25,8 @@ export async function subscribe(
 
 /** Every delivery record in the app's database, oldest first. */
 export async function deliveries(app: App, filter: Record<string, unknown> = {}): Promise<DeliveryRecord[]> {
-  return app
-    .db!.connection.collection<DeliveryRecord>('deliveries')
-    .find(filter)
-    .sort({ createdAt: 1 })
-    .toArray() as Promise<DeliveryRecord[]>;
+  const found = await app.db!.connection.collection('deliveries').find(filter).sort({ createdAt: 1 }).toArray();
+  return found as unknown as DeliveryRecord[];
 }
 
 /** Publishes raw messages on the broker (confirmed), as another service on the bus would. */

@@ -33,18 +33,17 @@ export class Receiver {
     respond: Responder = () => ({ status: 200 }),
     tls?: { key: string; cert: string },
   ): Promise<Receiver> {
-    let receiver: Receiver | undefined;
-    const handler = (req: IncomingMessage, res: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => receiver!.handle(req, res, Buffer.concat(chunks).toString('utf8')));
-    };
-    const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+    const server = tls ? createHttpsServer(tls) : createHttpServer();
     server.keepAliveTimeout = 30_000;
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as AddressInfo;
-    receiver = new Receiver(server, `${tls ? 'https' : 'http'}://127.0.0.1:${port}/hook`, respond);
+    const receiver = new Receiver(server, `${tls ? 'https' : 'http'}://127.0.0.1:${port}/hook`, respond);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => receiver.handle(req, res, Buffer.concat(chunks).toString('utf8')));
+    });
     return receiver;
   }
 
