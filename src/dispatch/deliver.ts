@@ -38,6 +38,8 @@ export interface DelivererOptions {
   metrics: Metrics;
   logger: Logger;
   stopped: () => boolean;
+  /** True once the channel a message came from has closed: the broker has requeued the message. */
+  isClosed: (channel: Channel) => boolean;
   track: <T>(promise: Promise<T>) => Promise<T>;
 }
 
@@ -70,15 +72,17 @@ export class Deliverer {
       ack(received);
       return;
     }
+    // Once the broker has requeued the message, a retry published for it would start a second chain.
+    const abandoned = () => stopped() || this.options.isClosed(channel);
     try {
-      await this.deliver(delivery);
+      await this.deliver(delivery, abandoned);
       ack(received);
     } catch (error) {
       if (!stopped()) logger.error({ err: (error as Error).message }, 'delivery failed; message left unacknowledged');
     }
   }
 
-  private async deliver(delivery: DeliveryMessage): Promise<void> {
+  private async deliver(delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
     const { config, cache, store, sender, metrics } = this.options;
     const subscription = await cache.get(delivery.webhookId);
     if (!subscription || !subscription.record.enabled) {
@@ -95,7 +99,7 @@ export class Deliverer {
     const cap = config.delivery.maxInFlightPerWebhook;
     const running = this.inFlight.get(record._id) ?? 0;
     if (running >= cap) {
-      await this.publishAfter(parkDelay(config.delivery.retrySchedule), delivery);
+      await this.publishAfter(parkDelay(config.delivery.retrySchedule), delivery, abandoned);
       return;
     }
 
@@ -140,13 +144,13 @@ export class Deliverer {
       status,
       nextAttemptAt: delay === null ? null : new Date(result.record.at.getTime() + result.record.durationMs + delay),
     });
-    if (delay !== null) await this.publishAfter(delay, { ...delivery, attempt: delivery.attempt + 1 });
+    if (delay !== null) await this.publishAfter(delay, { ...delivery, attempt: delivery.attempt + 1 }, abandoned);
     if (gone) await this.disable(record._id);
   }
 
   /** Puts a delivery message on the delay queue for `ms`; it comes back to the deliveries queue after. */
-  private publishAfter(ms: number, delivery: DeliveryMessage): Promise<void> {
-    const { names, publisher, logger, stopped } = this.options;
+  private publishAfter(ms: number, delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
+    const { names, publisher, logger } = this.options;
     const content = Buffer.from(JSON.stringify(delivery));
     return untilDone(
       () =>
@@ -162,7 +166,7 @@ export class Deliverer {
           },
           CONFIRM_TIMEOUT_MS,
         ),
-      stopped,
+      abandoned,
       (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not schedule a delivery retry'),
     );
   }

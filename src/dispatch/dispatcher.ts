@@ -35,7 +35,9 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   void cache.ready();
   const store = new DeliveryStore(deliveryModel(db.connection), logger, stopped);
   const sender = new Sender(config.delivery.allowPrivateTargets);
-  const fanOut = new FanOut({ names, cache, store, publisher, metrics, logger, stopped, track });
+  const closed = new WeakSet<Channel>();
+  const isClosed = (channel: Channel) => closed.has(channel);
+  const fanOut = new FanOut({ names, cache, store, publisher, metrics, logger, stopped, isClosed, track });
   const deliverer = new Deliverer({
     config,
     names,
@@ -48,6 +50,7 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
     metrics,
     logger,
     stopped,
+    isClosed,
     track,
   });
 
@@ -57,6 +60,7 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   const consumers: { channel: Channel; tag: string }[] = [];
   const consume = (name: string, queue: string, handle: (channel: Channel, message: ConsumeMessage) => void) =>
     bus.channel(name, async (channel) => {
+      channel.once('close', () => closed.add(channel));
       await declare(channel);
       if (stopping) return;
       await channel.prefetch(config.dispatch.prefetch);
@@ -72,16 +76,18 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   const retryQueues = delayQueues(config.delivery.retrySchedule);
   const stats = bus.channel('dispatch-stats', declare);
   let backlog = { at: 0, value: 0 };
-  metrics.setRetryBacklog(async () => {
-    if (Date.now() - backlog.at < BACKLOG_CACHE_MS) return backlog.value;
+  const readBacklog = async () => {
     let value = 0;
-    for (const ms of retryQueues) {
-      const { messageCount } = await stats.wrapper.checkQueue(names.retryQueue(ms));
-      value += messageCount;
-    }
+    for (const ms of retryQueues) value += (await stats.wrapper.checkQueue(names.retryQueue(ms))).messageCount;
     backlog = { at: Date.now(), value };
     return value;
-  });
+  };
+  // A scrape must not wait for a broker that is away: it gets the last figure read.
+  metrics.setRetryBacklog(async () =>
+    Date.now() - backlog.at < BACKLOG_CACHE_MS || !stats.isReady()
+      ? backlog.value
+      : within(readBacklog(), 500, backlog.value),
+  );
 
   return {
     routers: [],

@@ -49,7 +49,6 @@ export function parseEnvelope(content: Buffer): Parsed {
     const issue = result.error.issues[0]!;
     return { ok: false, reason: `not an envelope: ${issue.path.join('.') || 'message'} ${issue.message}` };
   }
-  if (!('data' in (json as object))) return { ok: false, reason: 'not an envelope: data is missing' };
   return { ok: true, envelope: result.data };
 }
 
@@ -66,6 +65,8 @@ export interface FanOutOptions {
   metrics: Metrics;
   logger: Logger;
   stopped: () => boolean;
+  /** True once the channel a message came from has closed: the broker has requeued the message. */
+  isClosed: (channel: Channel) => boolean;
   track: <T>(promise: Promise<T>) => Promise<T>;
 }
 
@@ -85,7 +86,9 @@ export class FanOut {
   }
 
   private async process(batch: Received[]): Promise<void> {
-    const { cache, store, metrics, logger, stopped } = this.options;
+    const { cache, store, metrics, logger, stopped, isClosed } = this.options;
+    // Publishing for envelopes the broker has already requeued would only duplicate work.
+    const abandoned = () => stopped() || batch.every((r) => isClosed(r.channel));
     try {
       await cache.ready();
       const now = new Date();
@@ -142,8 +145,10 @@ export class FanOut {
       // still `pending` may have lost its delivery message (a crash before the confirm).
       const toSend = messages.filter((m) => (existing.get(m.deliveryId) ?? 'pending') === 'pending');
       await Promise.all([
-        ...toSend.map((m) => this.publishDelivery(m)),
-        ...outcomes.filter((o) => o.outcome === 'invalid').map((o) => this.publishDead(o.received, o.reason!)),
+        ...toSend.map((m) => this.publishDelivery(m, abandoned)),
+        ...outcomes
+          .filter((o) => o.outcome === 'invalid')
+          .map((o) => this.publishDead(o.received, o.reason!, abandoned)),
       ]);
       for (const { received, outcome, reason } of outcomes) {
         ack(received);
@@ -156,12 +161,13 @@ export class FanOut {
       }
     } catch (error) {
       // Only a stop ends the retries: the envelopes stay unacked and come back after a restart.
-      if (!stopped()) logger.error({ err: (error as Error).message }, 'fan-out failed; envelopes left unacknowledged');
+      if (!abandoned())
+        logger.error({ err: (error as Error).message }, 'fan-out failed; envelopes left unacknowledged');
     }
   }
 
-  private publishDelivery(message: DeliveryMessage): Promise<void> {
-    const { names, publisher, logger, stopped } = this.options;
+  private publishDelivery(message: DeliveryMessage, abandoned: () => boolean): Promise<void> {
+    const { names, publisher, logger } = this.options;
     const content = Buffer.from(JSON.stringify(message));
     return untilDone(
       () =>
@@ -177,13 +183,13 @@ export class FanOut {
           },
           CONFIRM_TIMEOUT_MS,
         ),
-      stopped,
+      abandoned,
       (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish a delivery message'),
     );
   }
 
-  private publishDead({ message }: Received, reason: string): Promise<void> {
-    const { names, publisher, logger, stopped } = this.options;
+  private publishDead({ message }: Received, reason: string, abandoned: () => boolean): Promise<void> {
+    const { names, publisher, logger } = this.options;
     // amqplib types message properties as any.
     const properties = message.properties as {
       contentType?: string;
@@ -221,7 +227,7 @@ export class FanOut {
           },
           CONFIRM_TIMEOUT_MS,
         ),
-      stopped,
+      abandoned,
       (error, retryInMs) =>
         logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
     );

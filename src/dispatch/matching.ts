@@ -2,6 +2,7 @@ import { RE2JS } from 're2js';
 import type { ControlHandler, ControlMessage } from '../bus/control.js';
 import type { Logger } from '../logger.js';
 import type { SubscriptionModel, SubscriptionRecord } from '../webhooks/model.js';
+import { Stopped } from './work.js';
 
 /** What matching needs to know of an envelope. */
 export interface MatchInput {
@@ -24,7 +25,7 @@ export class CompiledSubscription {
     }
     this.all = this.prefixes.includes('');
     const source = record.filter?.resourceKeyPattern;
-    this.resourceKey = source === undefined ? null : RE2JS.compile(source);
+    this.resourceKey = source === undefined ? null : compileOrNever(source);
   }
 
   /** Event exact or by a trailing `*` glob (`github.*` takes `github.a.b`); resourceKey matched whole. */
@@ -38,7 +39,17 @@ export class CompiledSubscription {
   }
 }
 
+/** The API refuses invalid patterns; one stored some other way matches nothing rather than everything. */
+function compileOrNever(source: string): RE2JS {
+  try {
+    return RE2JS.compile(source);
+  } catch {
+    return RE2JS.compile('[^\\s\\S]');
+  }
+}
+
 const RELOAD_BACKOFF_MS = [250, 500, 1000, 2000, 5000];
+const SITE = Symbol('site');
 
 /**
  * Every subscription, held in memory so dispatch never queries MongoDB per message. A change
@@ -47,6 +58,8 @@ const RELOAD_BACKOFF_MS = [250, 500, 1000, 2000, 5000];
  */
 export class SubscriptionCache implements ControlHandler {
   private byId = new Map<string, CompiledSubscription>();
+  /** Enabled subscriptions by the tenant whose events they take (site scope under SITE); rebuilt after changes. */
+  private index: Map<string | typeof SITE, CompiledSubscription[]> | undefined;
   private loaded: Promise<void> | undefined;
   private generation = 0;
   private loading = false;
@@ -61,8 +74,15 @@ export class SubscriptionCache implements ControlHandler {
 
   /** Resolves once the whole set has been read (retrying while MongoDB is unreachable). */
   ready(): Promise<void> {
-    this.loaded ??= this.loadAll();
+    this.loaded ??= this.startLoad();
     return this.loaded;
+  }
+
+  private startLoad(): Promise<void> {
+    const load = this.loadAll();
+    // Rejects only after stop(); callers that await it see that, nobody else must.
+    load.catch(() => undefined);
+    return load;
   }
 
   /**
@@ -77,22 +97,33 @@ export class SubscriptionCache implements ControlHandler {
 
   /** Enabled subscriptions that take this event. */
   match(input: MatchInput): CompiledSubscription[] {
-    const found: CompiledSubscription[] = [];
+    this.index ??= this.buildIndex();
+    const candidates = [...(this.index.get(input.tenantId) ?? []), ...(this.index.get(SITE) ?? [])];
+    return candidates.filter((subscription) => subscription.matches(input));
+  }
+
+  private buildIndex(): Map<string | typeof SITE, CompiledSubscription[]> {
+    const index = new Map<string | typeof SITE, CompiledSubscription[]>();
     for (const subscription of this.byId.values()) {
-      if (subscription.record.enabled && subscription.matches(input)) found.push(subscription);
+      const { enabled, scope, tenantId } = subscription.record;
+      if (!enabled) continue;
+      const key = scope === 'site' ? SITE : tenantId;
+      const list = index.get(key);
+      if (list) list.push(subscription);
+      else index.set(key, [subscription]);
     }
-    return found;
+    return index;
   }
 
   onMessage(message: ControlMessage): void {
     if (message.kind !== 'subscription.changed') return;
     if (this.loading) this.changedDuringLoad.add(message.id);
-    void this.reloadOne(message.id);
+    this.reloadOne(message.id).catch(() => undefined);
   }
 
   onResync(): void {
     // Only once a first load has been asked for: the first ready() does it anyway.
-    if (this.loaded) this.loaded = this.loadAll();
+    if (this.loaded) this.loaded = this.startLoad();
   }
 
   stop(): void {
@@ -107,6 +138,7 @@ export class SubscriptionCache implements ControlHandler {
         const records = await this.subscriptions.find({}).lean<SubscriptionRecord[]>();
         if (generation !== this.generation) return;
         this.byId = new Map(records.map((record) => [record._id, new CompiledSubscription(record)]));
+        this.index = undefined;
         this.loading = false;
         const changed = [...this.changedDuringLoad];
         this.changedDuringLoad.clear();
@@ -118,6 +150,8 @@ export class SubscriptionCache implements ControlHandler {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+    // An empty set must never look loaded: envelopes would be acked as having no subscribers.
+    throw new Stopped('stopped before the subscriptions were loaded');
   }
 
   private async reloadOne(id: string): Promise<void> {
@@ -126,6 +160,7 @@ export class SubscriptionCache implements ControlHandler {
         const record = await this.subscriptions.findById(id).lean<SubscriptionRecord>();
         if (record) this.byId.set(id, new CompiledSubscription(record));
         else this.byId.delete(id);
+        this.index = undefined;
         return;
       } catch (error) {
         const wait = RELOAD_BACKOFF_MS[Math.min(attempt, RELOAD_BACKOFF_MS.length - 1)]!;
@@ -133,5 +168,7 @@ export class SubscriptionCache implements ControlHandler {
         await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
+    // "Not found" must never be concluded from a reload that did not happen.
+    throw new Stopped('stopped before the subscription was reloaded');
   }
 }
