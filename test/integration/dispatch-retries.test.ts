@@ -59,6 +59,10 @@ describe('dispatch outcomes and retries (DELIVERY_RETRY_SCHEDULE=100ms,1500ms)',
 
   it('When the endpoint fails twice then answers 2xx, then it is retried on the schedule with the same webhook-id and succeeds', async () => {
     const [retryBefore, successBefore] = [await attempts(app, 'retry'), await attempts(app, 'success')];
+    const timed = (outcome: string) =>
+      metricValue(app, `hookbus_delivery_attempt_duration_seconds_count{outcome="${outcome}"}`).then((v) => v ?? 0);
+    const [timedRetryBefore, timedSuccessBefore] = [await timed('retry'), await timed('success')];
+    const dispatchedBefore = (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="dispatched"}')) ?? 0;
     const { receiver, sub } = await deliverOnce((_req, n) =>
       n < 3 ? { status: n === 1 ? 500 : 502, body: `fail ${n}` } : { status: 204 },
     );
@@ -78,6 +82,9 @@ describe('dispatch outcomes and retries (DELIVERY_RETRY_SCHEDULE=100ms,1500ms)',
     ]);
     expect(await attempts(app, 'retry')).toBe(retryBefore + 2);
     expect(await attempts(app, 'success')).toBe(successBefore + 1);
+    expect(await timed('retry')).toBe(timedRetryBefore + 2);
+    expect(await timed('success')).toBe(timedSuccessBefore + 1);
+    expect(await metricValue(app, 'hookbus_dispatch_messages_total{outcome="dispatched"}')).toBe(dispatchedBefore + 1);
   });
 
   it('When every attempt fails, then after schedule length + 1 attempts the delivery is failed; a subscription may lower the count', async () => {

@@ -108,7 +108,8 @@ describe('configuration', () => {
   it('When the schema is read, then every key has a doc, a format, a default and an env var', () => {
     const keys = schemaKeys();
     expect(keys.map((k) => k.env)).toEqual(expect.arrayContaining(['NODE_ENV', 'PORT', 'DELIVERY_CLEANUP_INTERVAL']));
-    expect(keys).toHaveLength(28);
+    // SPEC §2's 28 keys, and DISPATCH_QUEUE_PREFIX (so tests and side-by-side installs keep apart).
+    expect(keys).toHaveLength(29);
     for (const key of keys) {
       expect(key.doc.length, key.env).toBeGreaterThan(5);
       // Every default is valid under its own format.
@@ -142,6 +143,8 @@ describe('configuration', () => {
     [{ DELIVERY_RETRY_SCHEDULE: '5s,later' }, /DELIVERY_RETRY_SCHEDULE: must be a duration/],
     [{ DELIVERY_ALLOW_PRIVATE_TARGETS: 'maybe' }, /DELIVERY_ALLOW_PRIVATE_TARGETS: must be true or false/],
     [{ DISPATCH_PREFETCH: '0' }, /DISPATCH_PREFETCH: must be a whole number/],
+    [{ DISPATCH_QUEUE_PREFIX: 'has space' }, /DISPATCH_QUEUE_PREFIX: must be dot-separated words/],
+    [{ DISPATCH_QUEUE_PREFIX: 'a..b' }, /DISPATCH_QUEUE_PREFIX: must be dot-separated words/],
     [{ DISPATCH_BINDINGS: 'no-colon' }, /DISPATCH_BINDINGS: "no-colon" is not an exchange:bindingKey pair/],
     [{ INBOUND_MAX_BODY: 'huge' }, /INBOUND_MAX_BODY: must be a size/],
     [{ JWT_ALGORITHMS: 'none' }, /JWT_ALGORITHMS: "none" is not accepted/],
