@@ -55,8 +55,12 @@ export class Receiver {
       this.hanging.add(res);
       return;
     }
-    res.writeHead(answer.status, answer.headers);
-    res.end(answer.body ?? '');
+    const send = () => {
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body ?? '');
+    };
+    if (answer.delayMs) setTimeout(send, answer.delayMs);
+    else send();
   }
 
   async waitFor(count: number, timeoutMs = 20_000): Promise<Received[]> {
