@@ -16,7 +16,7 @@ export interface Received {
 export type Responder = (
   request: Received,
   count: number,
-) => { status: number; headers?: Record<string, string>; body?: string } | 'hang';
+) => { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'hang';
 
 /** A subscriber endpoint for tests: records every request and answers as told. */
 export class Receiver {
