@@ -88,7 +88,9 @@ export class Deliverer {
     if (!subscription || !subscription.record.enabled) {
       const why = subscription ? 'disabled' : 'deleted';
       await store.record({
-        id: delivery.deliveryId,
+        deliveryId: delivery.deliveryId,
+        webhookId: delivery.webhookId,
+        tenantId: delivery.tenantId,
         attempt: notAttempted(delivery.attempt, `not attempted: the subscription was ${why}`),
         status: 'failed',
         nextAttemptAt: null,
@@ -139,7 +141,9 @@ export class Deliverer {
     metrics.deliveryAttemptDuration.observe({ outcome }, result.record.durationMs / 1000);
 
     await store.record({
-      id: delivery.deliveryId,
+      deliveryId: delivery.deliveryId,
+      webhookId: record._id,
+      tenantId: record.tenantId,
       attempt: result.record,
       status,
       nextAttemptAt: delay === null ? null : new Date(result.record.at.getTime() + result.record.durationMs + delay),

@@ -21,8 +21,10 @@ export interface AttemptRecord {
 }
 
 /**
- * One event for one subscription (SPEC §5.3). `payload` is the body exactly as sent, as text, so
- * payload keys such as `a.b` or `$x` round-trip on MongoDB and on FerretDB alike.
+ * One event for one subscription (SPEC §5.3) as read: the stored delivery with its attempts, and
+ * its status, `updatedAt` and `nextAttemptAt` taken from the latest attempt (see AttemptDoc).
+ * `payload` is the body exactly as sent, as text, so payload keys such as `a.b` or `$x` round-trip
+ * on MongoDB and on FerretDB alike.
  */
 export interface DeliveryRecord {
   _id: string;
@@ -39,9 +41,48 @@ export interface DeliveryRecord {
   nextAttemptAt: Date | null;
 }
 
+/** The stored delivery: written once, by the fan-out, with status `pending`. */
+export type DeliveryDoc = Omit<DeliveryRecord, 'attempts'>;
+
+/**
+ * One attempt, stored as a document of its own and never updated. Recording an attempt is an
+ * insert: on FerretDB's SQLite backend an update by `_id` scans the whole collection (measured: 117
+ * updates/s at 1,000 deliveries, 10/s at 16,000) while batched inserts stay at 10,000+/s. The
+ * delivery's current state is its latest attempt's `status` and `nextAttemptAt`.
+ */
+export interface AttemptDoc extends AttemptRecord {
+  _id: string;
+  deliveryId: string;
+  webhookId: string;
+  tenantId: string;
+  /** The delivery's status after this attempt. */
+  status: DeliveryStatus;
+  nextAttemptAt: Date | null;
+}
+
+/** The delivery as the API and the tests see it: the stored document with its attempts folded in. */
+export function deliveryView(delivery: DeliveryDoc, attempts: readonly AttemptDoc[]): DeliveryRecord {
+  const ordered = [...attempts].sort((a, b) => a.n - b.n || new Date(a.at).getTime() - new Date(b.at).getTime());
+  const latest = ordered.at(-1);
+  return {
+    ...delivery,
+    status: latest?.status ?? delivery.status,
+    nextAttemptAt: latest ? latest.nextAttemptAt : delivery.nextAttemptAt,
+    updatedAt: latest ? new Date(new Date(latest.at).getTime() + latest.durationMs) : delivery.updatedAt,
+    attempts: ordered.map(({ n, at, durationMs, request, response, error }) => ({
+      n,
+      at,
+      durationMs,
+      request,
+      response,
+      error,
+    })),
+  };
+}
+
 const headerPairs = { type: [{ _id: false, name: String, value: String }], default: [] };
 
-const schema = new Schema<DeliveryRecord>(
+const schema = new Schema<DeliveryDoc>(
   {
     _id: { type: String, required: true },
     webhookId: { type: String, required: true },
@@ -50,20 +91,6 @@ const schema = new Schema<DeliveryRecord>(
     event: { type: String, required: true },
     url: { type: String, required: true },
     status: { type: String, enum: ['pending', 'retrying', 'success', 'failed'], required: true },
-    attempts: {
-      type: [
-        {
-          _id: false,
-          n: Number,
-          at: Date,
-          durationMs: Number,
-          request: { headers: headerPairs },
-          response: { type: Schema.Types.Mixed, default: null },
-          error: { type: String, default: null },
-        },
-      ],
-      default: [],
-    },
     payload: { type: String, required: true },
     createdAt: { type: Date, required: true },
     updatedAt: { type: Date, required: true },
@@ -75,8 +102,42 @@ const schema = new Schema<DeliveryRecord>(
 schema.index({ webhookId: 1, createdAt: -1 });
 schema.index({ webhookId: 1, status: 1, createdAt: -1 });
 
-export const deliveryModel = (connection: Connection) => connection.model<DeliveryRecord>('Delivery', schema);
+export const deliveryModel = (connection: Connection) => connection.model<DeliveryDoc>('Delivery', schema);
 export type DeliveryModel = ReturnType<typeof deliveryModel>;
+
+const attemptSchema = new Schema<AttemptDoc>(
+  {
+    _id: { type: String, required: true },
+    deliveryId: { type: String, required: true },
+    webhookId: { type: String, required: true },
+    tenantId: { type: String, required: true },
+    n: { type: Number, required: true },
+    at: { type: Date, required: true },
+    durationMs: { type: Number, required: true },
+    request: { headers: headerPairs },
+    response: { type: Schema.Types.Mixed, default: null },
+    error: { type: String, default: null },
+    status: { type: String, enum: ['pending', 'retrying', 'success', 'failed'], required: true },
+    nextAttemptAt: { type: Date, default: null },
+  },
+  { collection: 'delivery_attempts', versionKey: false, minimize: false },
+);
+attemptSchema.index({ deliveryId: 1, n: 1 });
+attemptSchema.index({ webhookId: 1, at: -1 });
+
+export const attemptModel = (connection: Connection) => connection.model<AttemptDoc>('DeliveryAttempt', attemptSchema);
+export type AttemptModel = ReturnType<typeof attemptModel>;
+
+/** The delivery with its attempts, or null. */
+export async function findDelivery(
+  deliveries: DeliveryModel,
+  attempts: AttemptModel,
+  id: string,
+): Promise<DeliveryRecord | null> {
+  const delivery = await deliveries.findById(id).lean<DeliveryDoc>();
+  if (!delivery) return null;
+  return deliveryView(delivery, await attempts.find({ deliveryId: id }).lean<AttemptDoc[]>());
+}
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 

@@ -4,7 +4,7 @@ import { within } from '../health.js';
 import type { RoleContext, RunningRole } from '../roles/index.js';
 import { subscriptionModel } from '../webhooks/model.js';
 import { Sender } from './attempt.js';
-import { deliveryModel } from './deliveries.js';
+import { attemptModel, deliveryModel } from './deliveries.js';
 import { Deliverer } from './deliver.js';
 import { FanOut } from './fan-out.js';
 import { SubscriptionCache } from './matching.js';
@@ -33,7 +33,7 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   const cache = new SubscriptionCache(subscriptions, logger);
   control.subscribe(cache);
   void cache.ready();
-  const store = new DeliveryStore(deliveryModel(db.connection), logger, stopped);
+  const store = new DeliveryStore(deliveryModel(db.connection), attemptModel(db.connection), logger, stopped);
   const sender = new Sender(config.delivery.allowPrivateTargets);
   const closed = new WeakSet<Channel>();
   const isClosed = (channel: Channel) => closed.has(channel);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ConfirmPublisher } from '../bus/publisher.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { deliveryIdOf, type DeliveryRecord } from './deliveries.js';
+import { deliveryIdOf, type DeliveryDoc } from './deliveries.js';
 import type { SubscriptionCache } from './matching.js';
 import type { DeliveryStore } from './store.js';
 import { DELIVERY_KEY, type DispatchNames } from './topology.js';
@@ -18,6 +18,8 @@ export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
 export interface DeliveryMessage {
   deliveryId: string;
   webhookId: string;
+  /** The subscription's tenant (a deleted subscription's attempts still need one). */
+  tenantId: string;
   eventId: string;
   event: string;
   /** The attempt this message is for, from 1. */
@@ -92,7 +94,7 @@ export class FanOut {
     try {
       await cache.ready();
       const now = new Date();
-      const docs: DeliveryRecord[] = [];
+      const docs: DeliveryDoc[] = [];
       const messages: DeliveryMessage[] = [];
       const outcomes: { received: Received; outcome: 'dispatched' | 'no_subscribers' | 'invalid'; reason?: string }[] =
         [];
@@ -123,7 +125,6 @@ export class FanOut {
             event: envelope.event,
             url: record.url,
             status: 'pending',
-            attempts: [],
             payload,
             createdAt: now,
             updatedAt: now,
@@ -132,6 +133,7 @@ export class FanOut {
           messages.push({
             deliveryId,
             webhookId: record._id,
+            tenantId: record.tenantId,
             eventId: envelope.id,
             event: envelope.event,
             attempt: 1,

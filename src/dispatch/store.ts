@@ -1,131 +1,158 @@
+import { randomBytes } from 'node:crypto';
 import type { mongo } from 'mongoose';
 import type { Logger } from '../logger.js';
-import type { AttemptRecord, DeliveryModel, DeliveryRecord, DeliveryStatus } from './deliveries.js';
+import type {
+  AttemptDoc,
+  AttemptModel,
+  AttemptRecord,
+  DeliveryDoc,
+  DeliveryModel,
+  DeliveryStatus,
+} from './deliveries.js';
 import { Batcher, untilDone } from './work.js';
 
 const DUPLICATE_KEY = 11000;
 
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: Error): void;
-}
+type Waiter<T> = { resolve(value: T): void; reject(error: Error): void };
 
-interface PendingInsert extends Waiter<Map<string, DeliveryStatus>> {
-  docs: DeliveryRecord[];
-}
+type Pending =
+  | ({ kind: 'deliveries'; docs: DeliveryDoc[] } & Waiter<Map<string, DeliveryStatus>>)
+  | ({ kind: 'attempt'; doc: AttemptDoc } & Waiter<void>);
 
-export interface AttemptUpdate {
-  id: string;
-  attempt: AttemptRecord | null;
+export interface AttemptWrite {
+  deliveryId: string;
+  webhookId: string;
+  tenantId: string;
+  attempt: AttemptRecord;
+  /** The delivery's status after this attempt. */
   status: DeliveryStatus;
   nextAttemptAt: Date | null;
 }
 
-interface PendingUpdate extends Waiter<void> {
-  update: AttemptUpdate;
-}
-
 interface BulkWriteErrorLike {
-  code?: number;
   writeErrors?: { code: number; index: number }[] | { code: number; index: number };
 }
 
 /**
- * Writes of the dispatch path, gathered per turn of the event loop into one insertMany and one
- * bulkWrite, by `_id` only (FerretDB's SQLite backend filters nothing else in SQL). Writes are
- * retried while MongoDB is unreachable; once the dispatcher stops they reject, and the messages
- * they belong to stay unacknowledged.
+ * Writes of the dispatch path. Everything is an insert (deliveries at fan-out, one document per
+ * attempt), gathered per turn of the event loop into at most two insertMany calls, and one write
+ * runs at a time: FerretDB's SQLite backend has a single writer and answers a second concurrent
+ * one with SQLITE_BUSY. Writes are retried while the database is unreachable; once the dispatcher
+ * stops they reject, and the messages they belong to stay unacknowledged.
  */
 export class DeliveryStore {
-  private readonly inserts = new Batcher<PendingInsert>((batch) => void this.insertBatch(batch));
-  private readonly updates = new Batcher<PendingUpdate>((batch) => void this.updateBatch(batch));
-
-  /** The driver's collection, typed by its documents (string ids): bulk writes skip mongoose's casting. */
-  private readonly collection: mongo.Collection<DeliveryRecord>;
+  private readonly batcher = new Batcher<Pending>((batch) => this.enqueue(batch), 512);
+  private writing: Promise<void> = Promise.resolve();
+  /** The driver's collections, typed by their documents (string ids): no mongoose casting on the hot path. */
+  private readonly deliveries: mongo.Collection<DeliveryDoc>;
+  private readonly attempts: mongo.Collection<AttemptDoc>;
 
   constructor(
     deliveries: DeliveryModel,
+    attempts: AttemptModel,
     private readonly logger: Logger,
     private readonly stopped: () => boolean,
   ) {
-    this.collection = deliveries.collection as unknown as mongo.Collection<DeliveryRecord>;
+    this.deliveries = deliveries.collection as unknown as mongo.Collection<DeliveryDoc>;
+    this.attempts = attempts.collection as unknown as mongo.Collection<AttemptDoc>;
   }
 
   /**
-   * Inserts the deliveries that do not exist yet. Resolves with the status of those that already
-   * did (a redelivered envelope), so the caller does not start a second chain of attempts.
+   * Inserts the deliveries that do not exist yet. Resolves with the current status of those that
+   * already did (a redelivered envelope), so the caller does not start a second chain of attempts.
    */
-  insertIfAbsent(docs: DeliveryRecord[]): Promise<Map<string, DeliveryStatus>> {
+  insertIfAbsent(docs: DeliveryDoc[]): Promise<Map<string, DeliveryStatus>> {
     if (docs.length === 0) return Promise.resolve(new Map<string, DeliveryStatus>());
-    return new Promise((resolve, reject) => this.inserts.push({ docs, resolve, reject }));
+    return new Promise((resolve, reject) => this.batcher.push({ kind: 'deliveries', docs, resolve, reject }));
   }
 
-  record(update: AttemptUpdate): Promise<void> {
-    return new Promise((resolve, reject) => this.updates.push({ update, resolve, reject }));
+  /** Stores one attempt (an insert; a repeated attempt after a crash is a second document). */
+  record(write: AttemptWrite): Promise<void> {
+    const doc: AttemptDoc = {
+      _id: `${write.deliveryId}.${write.attempt.n}.${randomBytes(4).toString('hex')}`,
+      deliveryId: write.deliveryId,
+      webhookId: write.webhookId,
+      tenantId: write.tenantId,
+      ...write.attempt,
+      status: write.status,
+      nextAttemptAt: write.nextAttemptAt,
+    };
+    return new Promise((resolve, reject) => this.batcher.push({ kind: 'attempt', doc, resolve, reject }));
   }
 
-  private async insertBatch(batch: PendingInsert[]): Promise<void> {
-    const docs = batch.flatMap((p) => p.docs);
-    try {
-      const duplicates = await untilDone(
-        () => this.insertMany(docs),
-        this.stopped,
-        (error, retryInMs) => this.logger.warn({ err: error.message, retryInMs }, 'could not store deliveries'),
-      );
-      const existing =
-        duplicates.length === 0
-          ? new Map<string, DeliveryStatus>()
-          : await untilDone(
-              () => this.statusOf(duplicates),
-              this.stopped,
-              (error, retryInMs) => this.logger.warn({ err: error.message, retryInMs }, 'could not read deliveries'),
-            );
-      for (const pending of batch) pending.resolve(existing);
-    } catch (error) {
-      for (const pending of batch) pending.reject(error as Error);
+  private enqueue(batch: Pending[]): void {
+    this.writing = this.writing.then(() => this.write(batch));
+  }
+
+  private async write(batch: Pending[]): Promise<void> {
+    const retrying = (what: string) => (error: Error, retryInMs: number) =>
+      this.logger.warn({ err: error.message, retryInMs }, `could not store ${what}`);
+    const deliveryBatch = batch.filter((p) => p.kind === 'deliveries');
+    const attemptBatch = batch.filter((p) => p.kind === 'attempt');
+    if (deliveryBatch.length > 0) {
+      try {
+        const docs = deliveryBatch.flatMap((p) => p.docs);
+        const duplicates = await untilDone(() => this.insertMany(docs), this.stopped, retrying('deliveries'));
+        const existing =
+          duplicates.length === 0
+            ? new Map<string, DeliveryStatus>()
+            : await untilDone(() => this.statusOf(duplicates), this.stopped, retrying('deliveries (reading)'));
+        for (const pending of deliveryBatch) pending.resolve(existing);
+      } catch (error) {
+        for (const pending of deliveryBatch) pending.reject(error as Error);
+      }
+    }
+    if (attemptBatch.length > 0) {
+      try {
+        const docs = attemptBatch.map((p) => p.doc);
+        await untilDone(
+          () => this.attempts.insertMany(docs, { ordered: false }).catch(ignoreDuplicates),
+          this.stopped,
+          retrying('delivery attempts'),
+        );
+        for (const pending of attemptBatch) pending.resolve();
+      } catch (error) {
+        for (const pending of attemptBatch) pending.reject(error as Error);
+      }
     }
   }
 
   /** The ids that already existed. */
-  private async insertMany(docs: DeliveryRecord[]): Promise<string[]> {
+  private async insertMany(docs: DeliveryDoc[]): Promise<string[]> {
     try {
-      await this.collection.insertMany(docs, { ordered: false });
+      await this.deliveries.insertMany(docs, { ordered: false });
       return [];
     } catch (error) {
-      const { writeErrors } = error as BulkWriteErrorLike;
-      const errors = writeErrors === undefined ? [] : Array.isArray(writeErrors) ? writeErrors : [writeErrors];
-      if (errors.length === 0 || errors.some((e) => e.code !== DUPLICATE_KEY)) throw error;
-      return errors.map((e) => docs[e.index]!._id);
+      return duplicateIndexes(error).map((i) => docs[i]!._id);
     }
   }
 
+  /** Each existing delivery's status: that of its latest attempt, else its own. */
   private async statusOf(ids: string[]): Promise<Map<string, DeliveryStatus>> {
-    const found = await this.collection
-      .find<{ _id: string; status: DeliveryStatus }>({ _id: { $in: ids } }, { projection: { status: 1 } })
+    const status = new Map<string, DeliveryStatus>(ids.map((id) => [id, 'pending']));
+    const latest = new Map<string, number>();
+    const attempts = await this.attempts
+      .find({ deliveryId: { $in: ids } }, { projection: { deliveryId: 1, n: 1, status: 1 } })
       .toArray();
-    return new Map(found.map((d) => [d._id, d.status]));
-  }
-
-  private async updateBatch(batch: PendingUpdate[]): Promise<void> {
-    const now = new Date();
-    const operations: mongo.AnyBulkWriteOperation<DeliveryRecord>[] = batch.map(({ update }) => ({
-      updateOne: {
-        filter: { _id: update.id },
-        update: {
-          $set: { status: update.status, nextAttemptAt: update.nextAttemptAt, updatedAt: now },
-          ...(update.attempt ? { $push: { attempts: update.attempt } } : {}),
-        },
-      },
-    }));
-    try {
-      await untilDone(
-        () => this.collection.bulkWrite(operations, { ordered: false }),
-        this.stopped,
-        (error, retryInMs) => this.logger.warn({ err: error.message, retryInMs }, 'could not record delivery attempts'),
-      );
-      for (const pending of batch) pending.resolve();
-    } catch (error) {
-      for (const pending of batch) pending.reject(error as Error);
+    for (const { deliveryId, n, status: after } of attempts) {
+      if (n >= (latest.get(deliveryId) ?? 0)) {
+        latest.set(deliveryId, n);
+        status.set(deliveryId, after);
+      }
     }
+    return status;
   }
+}
+
+/** The indexes of the documents refused as duplicates; rethrows any other failure. */
+function duplicateIndexes(error: unknown): number[] {
+  const { writeErrors } = error as BulkWriteErrorLike;
+  const errors = writeErrors === undefined ? [] : Array.isArray(writeErrors) ? writeErrors : [writeErrors];
+  if (errors.length === 0 || errors.some((e) => e.code !== DUPLICATE_KEY)) throw error;
+  return errors.map((e) => e.index);
+}
+
+/** A retried insertMany may find some of its documents already written by the failed try. */
+function ignoreDuplicates(error: unknown): void {
+  duplicateIndexes(error);
 }

@@ -1,7 +1,7 @@
 import amqp from 'amqplib';
 import { expect } from 'vitest';
 import type { App } from '../../src/app.js';
-import type { DeliveryRecord } from '../../src/dispatch/deliveries.js';
+import { deliveryView, type AttemptDoc, type DeliveryDoc, type DeliveryRecord } from '../../src/dispatch/deliveries.js';
 import { AMQP_URL } from './env.js';
 import { bearer } from './jwt.js';
 
@@ -23,10 +23,25 @@ export async function subscribe(
   return (await res.json()) as Subscription;
 }
 
-/** Every delivery record in the app's database, oldest first. */
+/** Every delivery in the app's database with its attempts, oldest first (filter on stored fields). */
 export async function deliveries(app: App, filter: Record<string, unknown> = {}): Promise<DeliveryRecord[]> {
-  const found = await app.db!.connection.collection('deliveries').find(filter).sort({ createdAt: 1 }).toArray();
-  return found as unknown as DeliveryRecord[];
+  const db = app.db!.connection;
+  const found = (await db
+    .collection('deliveries')
+    .find(filter)
+    .sort({ createdAt: 1 })
+    .toArray()) as unknown as DeliveryDoc[];
+  const ids = found.map((d) => d._id);
+  const attempts = (await db
+    .collection('delivery_attempts')
+    .find({ deliveryId: { $in: ids } })
+    .toArray()) as unknown as AttemptDoc[];
+  return found.map((d) =>
+    deliveryView(
+      d,
+      attempts.filter((a) => a.deliveryId === d._id),
+    ),
+  );
 }
 
 /** Publishes raw messages on the broker (confirmed), as another service on the bus would. */
