@@ -1,4 +1,4 @@
-import { ConnectionStates } from 'mongoose';
+import mongoose from 'mongoose';
 import { RE2JS } from 're2js';
 import type { ControlHandler, ControlMessage } from '../bus/control.js';
 import type { Logger } from '../logger.js';
@@ -136,7 +136,7 @@ export class SubscriptionCache implements ControlHandler {
     this.loading = true;
     for (let attempt = 0; !this.stopped; attempt++) {
       // Before the first connection is open, a query fails at once: wait for it quietly.
-      if (this.subscriptions.db.readyState !== ConnectionStates.connected) {
+      if (this.subscriptions.db.readyState !== mongoose.ConnectionStates.connected) {
         attempt = -1;
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
