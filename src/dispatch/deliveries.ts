@@ -47,18 +47,46 @@ export type DeliveryDoc = Omit<DeliveryRecord, 'attempts'>;
 /**
  * One attempt, stored as a document of its own and never updated. Recording an attempt is an
  * insert: on FerretDB's SQLite backend an update by `_id` scans the whole collection (measured: 117
- * updates/s at 1,000 deliveries, 10/s at 16,000) while batched inserts stay at 10,000+/s. The
- * delivery's current state is its latest attempt's `status` and `nextAttemptAt`.
+ * updates/s at 1,000 deliveries, 10/s at 16,000) while batched inserts stay at thousands per
+ * second. Header lists are stored as JSON text: FerretDB inserts such documents 2.6x faster than
+ * ones with arrays of subdocuments (9,350/s against 3,590/s, measured). The delivery's current
+ * state is its latest attempt's `status` and `nextAttemptAt`.
  */
-export interface AttemptDoc extends AttemptRecord {
+export interface AttemptDoc {
   _id: string;
   deliveryId: string;
   webhookId: string;
   tenantId: string;
+  n: number;
+  at: Date;
+  durationMs: number;
+  /** JSON text of the HeaderPair list. */
+  request: { headers: string };
+  response: { status: number; headers: string; body: string; bodyTruncated: boolean } | null;
+  error: string | null;
   /** The delivery's status after this attempt. */
   status: DeliveryStatus;
   nextAttemptAt: Date | null;
 }
+
+/** An attempt as stored. */
+export function attemptDoc(
+  attempt: AttemptRecord,
+  fields: Pick<AttemptDoc, '_id' | 'deliveryId' | 'webhookId' | 'tenantId' | 'status' | 'nextAttemptAt'>,
+): AttemptDoc {
+  const { response } = attempt;
+  return {
+    ...fields,
+    n: attempt.n,
+    at: attempt.at,
+    durationMs: attempt.durationMs,
+    request: { headers: JSON.stringify(attempt.request.headers) },
+    response: response && { ...response, headers: JSON.stringify(response.headers) },
+    error: attempt.error,
+  };
+}
+
+const pairs = (text: string) => JSON.parse(text) as HeaderPair[];
 
 /** The delivery as the API and the tests see it: the stored document with its attempts folded in. */
 export function deliveryView(delivery: DeliveryDoc, attempts: readonly AttemptDoc[]): DeliveryRecord {
@@ -73,14 +101,12 @@ export function deliveryView(delivery: DeliveryDoc, attempts: readonly AttemptDo
       n,
       at,
       durationMs,
-      request,
-      response,
+      request: { headers: pairs(request.headers) },
+      response: response && { ...response, headers: pairs(response.headers) },
       error,
     })),
   };
 }
-
-const headerPairs = { type: [{ _id: false, name: String, value: String }], default: [] };
 
 const schema = new Schema<DeliveryDoc>(
   {
@@ -114,7 +140,7 @@ const attemptSchema = new Schema<AttemptDoc>(
     n: { type: Number, required: true },
     at: { type: Date, required: true },
     durationMs: { type: Number, required: true },
-    request: { headers: headerPairs },
+    request: { headers: String },
     response: { type: Schema.Types.Mixed, default: null },
     error: { type: String, default: null },
     status: { type: String, enum: ['pending', 'retrying', 'success', 'failed'], required: true },

@@ -1,17 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import type { mongo } from 'mongoose';
 import type { Logger } from '../logger.js';
-import type {
-  AttemptDoc,
-  AttemptModel,
-  AttemptRecord,
-  DeliveryDoc,
-  DeliveryModel,
-  DeliveryStatus,
+import {
+  attemptDoc,
+  type AttemptDoc,
+  type AttemptModel,
+  type AttemptRecord,
+  type DeliveryDoc,
+  type DeliveryModel,
+  type DeliveryStatus,
 } from './deliveries.js';
-import { Batcher, untilDone } from './work.js';
+import { untilDone } from './work.js';
 
 const DUPLICATE_KEY = 11000;
+/** Writes taken into one insertMany pair at most (a backlog is written in slices this big). */
+const MAX_BATCH = 1000;
 
 type Waiter<T> = { resolve(value: T): void; reject(error: Error): void };
 
@@ -41,8 +44,9 @@ interface BulkWriteErrorLike {
  * stops they reject, and the messages they belong to stay unacknowledged.
  */
 export class DeliveryStore {
-  private readonly batcher = new Batcher<Pending>((batch) => this.enqueue(batch), 512);
-  private writing: Promise<void> = Promise.resolve();
+  /** Writes waiting for the one in progress; the next write takes all of them. */
+  private queue: Pending[] = [];
+  private writing = false;
   /** The driver's collections, typed by their documents (string ids): no mongoose casting on the hot path. */
   private readonly deliveries: mongo.Collection<DeliveryDoc>;
   private readonly attempts: mongo.Collection<AttemptDoc>;
@@ -63,25 +67,38 @@ export class DeliveryStore {
    */
   insertIfAbsent(docs: DeliveryDoc[]): Promise<Map<string, DeliveryStatus>> {
     if (docs.length === 0) return Promise.resolve(new Map<string, DeliveryStatus>());
-    return new Promise((resolve, reject) => this.batcher.push({ kind: 'deliveries', docs, resolve, reject }));
+    return new Promise((resolve, reject) => this.push({ kind: 'deliveries', docs, resolve, reject }));
   }
 
   /** Stores one attempt (an insert; a repeated attempt after a crash is a second document). */
   record(write: AttemptWrite): Promise<void> {
-    const doc: AttemptDoc = {
+    const doc = attemptDoc(write.attempt, {
       _id: `${write.deliveryId}.${write.attempt.n}.${randomBytes(4).toString('hex')}`,
       deliveryId: write.deliveryId,
       webhookId: write.webhookId,
       tenantId: write.tenantId,
-      ...write.attempt,
       status: write.status,
       nextAttemptAt: write.nextAttemptAt,
-    };
-    return new Promise((resolve, reject) => this.batcher.push({ kind: 'attempt', doc, resolve, reject }));
+    });
+    return new Promise((resolve, reject) => this.push({ kind: 'attempt', doc, resolve, reject }));
   }
 
-  private enqueue(batch: Pending[]): void {
-    this.writing = this.writing.then(() => this.write(batch));
+  private push(pending: Pending): void {
+    this.queue.push(pending);
+    if (!this.writing) {
+      this.writing = true;
+      // Let the rest of this turn's writes join the batch.
+      setImmediate(() => void this.drain());
+    }
+  }
+
+  /** One write at a time; everything that queued up meanwhile goes into the next one. */
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      await this.write(batch);
+    }
+    this.writing = false;
   }
 
   private async write(batch: Pending[]): Promise<void> {
