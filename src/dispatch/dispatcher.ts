@@ -13,7 +13,7 @@ import { delayQueues, dispatchNames, dispatchTopology } from './topology.js';
 import { InFlight } from './work.js';
 
 /** How long a stop waits for fan-outs and attempts already under way. */
-const DRAIN_MS = 5000;
+const DRAIN_MS = 3000;
 /** The retry backlog is read from the broker at most this often. */
 const BACKLOG_CACHE_MS = 1000;
 
@@ -24,8 +24,12 @@ const BACKLOG_CACHE_MS = 1000;
 export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   const { config, logger, metrics, db, bus, publisher, control } = ctx;
   const names = dispatchNames(config.dispatch.queuePrefix);
+  // Stopping: no new message is taken (those that still arrive go back to the queue when the
+  // channel closes) while work under way is finished. Aborted, after the drain period: work still
+  // running gives up without acking, so its messages are redone after the restart.
   let stopping = false;
-  const stopped = () => stopping;
+  let aborted = false;
+  const stopped = () => aborted;
   const inFlight = new InFlight();
   const track = <T>(promise: Promise<T>) => inFlight.track(promise);
 
@@ -64,7 +68,12 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
       await declare(channel);
       if (stopping) return;
       await channel.prefetch(config.dispatch.prefetch);
-      const { consumerTag } = await channel.consume(queue, (message) => message && handle(channel, message));
+      const { consumerTag } = await channel.consume(queue, (message) => {
+        // null: the broker cancelled the consumer (its queue was deleted, its node went away).
+        // Closing the channel makes the bus reconnect and run this setup again.
+        if (message === null) channel.close().catch(() => undefined);
+        else if (!stopping) handle(channel, message);
+      });
       consumers.push({ channel, tag: consumerTag });
       channel.once('close', () => consumers.splice(consumers.findIndex((c) => c.channel === channel) >>> 0, 1));
     });
@@ -94,8 +103,12 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
     fastRoutes: [],
     stop: async () => {
       stopping = true;
-      cache.stop();
-      await Promise.all(consumers.splice(0).map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined)));
+      // Bounded: with the broker unreachable a cancel would wait for the heartbeat timeout.
+      await within(
+        Promise.all(consumers.splice(0).map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined))),
+        1000,
+        [],
+      );
       if (
         !(await within(
           inFlight.settled().then(() => true),
@@ -105,8 +118,10 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
       ) {
         logger.warn({ running: inFlight.size }, 'dispatcher stopped with work still running; it will be redone');
       }
+      aborted = true;
+      cache.stop();
       // Each channel's close is awaited before the connection's, so its last acks reach the broker.
-      await Promise.all([...channels, stats].map((c) => c.wrapper.close().catch(() => undefined)));
+      await within(Promise.all([...channels, stats].map((c) => c.wrapper.close().catch(() => undefined))), 1000, []);
       sender.close();
     },
   };

@@ -10,6 +10,8 @@ import { DELIVERY_KEY, type DispatchNames } from './topology.js';
 import { Batcher, untilDone } from './work.js';
 
 const CONFIRM_TIMEOUT_MS = 5000;
+/** Well under MongoDB's 16 MiB document limit: a delivery stores the envelope as its payload. */
+export const MAX_ENVELOPE_BYTES = 8 * 1024 * 1024;
 
 /** The header that carries why a message went to `hookbus.dead`. */
 export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
@@ -99,7 +101,10 @@ export class FanOut {
       const outcomes: { received: Received; outcome: 'dispatched' | 'no_subscribers' | 'invalid'; reason?: string }[] =
         [];
       for (const received of batch) {
-        const parsed = parseEnvelope(received.message.content);
+        const parsed =
+          received.message.content.length > MAX_ENVELOPE_BYTES
+            ? ({ ok: false, reason: `larger than ${MAX_ENVELOPE_BYTES} bytes` } as const)
+            : parseEnvelope(received.message.content);
         if (!parsed.ok) {
           outcomes.push({ received, outcome: 'invalid', reason: parsed.reason });
           continue;
@@ -145,7 +150,9 @@ export class FanOut {
       const existing = await store.insertIfAbsent(docs);
       // A delivery that already exists came from an earlier copy of this envelope: only one
       // still `pending` may have lost its delivery message (a crash before the confirm).
-      const toSend = messages.filter((m) => (existing.get(m.deliveryId) ?? 'pending') === 'pending');
+      // Two copies of one envelope in a batch make one delivery message, not two.
+      const unique = [...new Map(messages.map((m) => [m.deliveryId, m])).values()];
+      const toSend = unique.filter((m) => (existing.get(m.deliveryId) ?? 'pending') === 'pending');
       await Promise.all([
         ...toSend.map((m) => this.publishDelivery(m, abandoned)),
         ...outcomes

@@ -67,11 +67,21 @@ export class SubscriptionCache implements ControlHandler {
   /** Changes announced while the whole set was being read: re-read once it is in. */
   private readonly changedDuringLoad = new Set<string>();
   private stopped = false;
+  /** The latest reload started per id: an older read that lands last must not win. */
+  private readonly reloads = new Map<string, Promise<void>>();
+  private readonly refresh: NodeJS.Timeout;
 
   constructor(
     private readonly subscriptions: SubscriptionModel,
     private readonly logger: Logger,
-  ) {}
+    refreshMs = 60_000,
+  ) {
+    // Announcements are best effort: a full reload now and then bounds how long a missed one counts.
+    this.refresh = setInterval(() => {
+      if (this.loaded && !this.loading) this.loaded = this.startLoad();
+    }, refreshMs);
+    this.refresh.unref();
+  }
 
   /** Resolves once the whole set has been read (retrying while MongoDB is unreachable). */
   ready(): Promise<void> {
@@ -129,6 +139,7 @@ export class SubscriptionCache implements ControlHandler {
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.refresh);
   }
 
   private async loadAll(): Promise<void> {
@@ -161,10 +172,20 @@ export class SubscriptionCache implements ControlHandler {
     throw new Stopped('stopped before the subscriptions were loaded');
   }
 
-  private async reloadOne(id: string): Promise<void> {
+  private reloadOne(id: string): Promise<void> {
+    const reload: Promise<void> = this.read(id, () => this.reloads.get(id) === reload).finally(() => {
+      if (this.reloads.get(id) === reload) this.reloads.delete(id);
+    });
+    this.reloads.set(id, reload);
+    return reload;
+  }
+
+  /** Reads one subscription; a read overtaken by a newer one waits for that one instead. */
+  private async read(id: string, latest: () => boolean): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
         const record = await this.subscriptions.findById(id).lean<SubscriptionRecord>();
+        if (!latest()) return await this.reloads.get(id);
         if (record) this.byId.set(id, new CompiledSubscription(record));
         else this.byId.delete(id);
         this.index = undefined;

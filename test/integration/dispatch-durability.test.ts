@@ -87,6 +87,24 @@ describe('durable dispatch across dispatcher processes', () => {
     await eventually(async () => (await deliveries(api, { webhookId: sub.id })).every((d) => d.status === 'success'));
   });
 
+  it('When the dispatcher is stopped during an attempt, then the attempt is finished, recorded and not made again', async () => {
+    const tenant = uniqueName('t');
+    const receiver = await Receiver.start(() => ({ status: 200, delayMs: 800 }));
+    receivers.push(receiver);
+    const sub = await subscribe(api, tenant, { url: receiver.url, events: ['drain.*'] });
+    const first = await startDispatcher();
+    await publishEvents(tenant, 'drain.test', 1);
+    await receiver.waitFor(1);
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code).toBe(0);
+    const [delivery] = await deliveries(api, { webhookId: sub.id });
+    expect(delivery!.status).toBe('success');
+
+    await startDispatcher();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(receiver.requests).toHaveLength(1);
+  });
+
   it('When the dispatcher is killed with SIGKILL mid-batch, then after a restart every delivery arrives at least once', async () => {
     const tenant = uniqueName('t');
     const receiver = await Receiver.start(() => ({ status: 200 }));
