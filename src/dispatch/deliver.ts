@@ -1,19 +1,12 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Control } from '../bus/control.js';
-import type { ConfirmPublisher } from '../bus/publisher.js';
 import type { Config } from '../config/index.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
 import type { SubscriptionModel } from '../webhooks/model.js';
 import type { Sender } from './attempt.js';
 import type { AttemptRecord, DeliveryStatus } from './deliveries.js';
-import { ack, type DeliveryMessage } from './fan-out.js';
-import type { SubscriptionCache } from './matching.js';
-import type { DeliveryStore } from './store.js';
-import { parkDelay, retrySteps, type DispatchNames } from './topology.js';
+import { ack, publishDeliveryMessage, type DeliveryMessage, type StageOptions } from './stage.js';
+import { parkDelay, retrySteps } from './topology.js';
 import { untilDone } from './work.js';
-
-const CONFIRM_TIMEOUT_MS = 5000;
 
 /**
  * The wait before the next attempt: the schedule's step for this attempt, or, when a 429/503 asked
@@ -26,21 +19,11 @@ export function nextDelay(schedule: readonly number[], attempt: number, retryAft
   return steps.find((s) => s >= retryAfterMs) ?? steps.at(-1)!;
 }
 
-export interface DelivererOptions {
+export interface DelivererOptions extends StageOptions {
   config: Config;
-  names: DispatchNames;
-  cache: SubscriptionCache;
-  store: DeliveryStore;
   sender: Sender;
-  publisher: ConfirmPublisher;
   subscriptions: SubscriptionModel;
   control: Control;
-  metrics: Metrics;
-  logger: Logger;
-  stopped: () => boolean;
-  /** True once the channel a message came from has closed: the broker has requeued the message. */
-  isClosed: (channel: Channel) => boolean;
-  track: <T>(promise: Promise<T>) => Promise<T>;
 }
 
 /**
@@ -51,7 +34,6 @@ export interface DelivererOptions {
  */
 export class Deliverer {
   private readonly inFlight = new Map<string, number>();
-  private sequence = 0;
 
   constructor(private readonly options: DelivererOptions) {}
 
@@ -154,25 +136,8 @@ export class Deliverer {
 
   /** Puts a delivery message on the delay queue for `ms`; it comes back to the deliveries queue after. */
   private publishAfter(ms: number, delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
-    const { names, publisher, logger } = this.options;
-    const content = Buffer.from(JSON.stringify(delivery));
-    return untilDone(
-      () =>
-        publisher.publish(
-          '',
-          names.retryQueue(ms),
-          content,
-          {
-            messageId: `${delivery.deliveryId}.${delivery.attempt}.${++this.sequence}`,
-            contentType: 'application/json',
-            persistent: true,
-            mandatory: true,
-          },
-          CONFIRM_TIMEOUT_MS,
-        ),
-      abandoned,
-      (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not schedule a delivery retry'),
-    );
+    const to = { exchange: '', routingKey: this.options.names.retryQueue(ms) };
+    return publishDeliveryMessage(this.options, to, delivery, abandoned);
   }
 
   /** `410 Gone`: the receiver says it is gone for good, so the subscription is disabled. */

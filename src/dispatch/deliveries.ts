@@ -124,9 +124,9 @@ const schema = new Schema<DeliveryDoc>(
   },
   { collection: 'deliveries', versionKey: false, minimize: false },
 );
-// The delivery log lists a subscription's deliveries newest first, optionally by status (SPEC §5.1).
+// The delivery log lists a subscription's deliveries newest first (SPEC §5.1). No index on
+// `status`: the stored one stays `pending`; the current one is the latest attempt's.
 schema.index({ webhookId: 1, createdAt: -1 });
-schema.index({ webhookId: 1, status: 1, createdAt: -1 });
 
 export const deliveryModel = (connection: Connection) => connection.model<DeliveryDoc>('Delivery', schema);
 export type DeliveryModel = ReturnType<typeof deliveryModel>;

@@ -1,12 +1,8 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { z } from 'zod';
-import type { ConfirmPublisher } from '../bus/publisher.js';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
 import { deliveryIdOf, type DeliveryDoc } from './deliveries.js';
-import type { SubscriptionCache } from './matching.js';
-import type { DeliveryStore } from './store.js';
-import { DELIVERY_KEY, type DispatchNames } from './topology.js';
+import { ack, publishDeliveryMessage, type DeliveryMessage, type Received, type StageOptions } from './stage.js';
+import { DELIVERY_KEY } from './topology.js';
 import { Batcher, untilDone } from './work.js';
 
 const CONFIRM_TIMEOUT_MS = 5000;
@@ -15,20 +11,6 @@ export const MAX_ENVELOPE_BYTES = 8 * 1024 * 1024;
 
 /** The header that carries why a message went to `hookbus.dead`. */
 export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
-
-/** What an attempt needs, carried in the delivery message so attempts never read MongoDB. */
-export interface DeliveryMessage {
-  deliveryId: string;
-  webhookId: string;
-  /** The subscription's tenant (a deleted subscription's attempts still need one). */
-  tenantId: string;
-  eventId: string;
-  event: string;
-  /** The attempt this message is for, from 1. */
-  attempt: number;
-  /** The request body, exactly as stored in the delivery record. */
-  payload: string;
-}
 
 const envelopeSchema = z.looseObject({
   id: z.string().min(1).max(200),
@@ -56,23 +38,7 @@ export function parseEnvelope(content: Buffer): Parsed {
   return { ok: true, envelope: result.data };
 }
 
-interface Received {
-  channel: Channel;
-  message: ConsumeMessage;
-}
-
-export interface FanOutOptions {
-  names: DispatchNames;
-  cache: SubscriptionCache;
-  store: DeliveryStore;
-  publisher: ConfirmPublisher;
-  metrics: Metrics;
-  logger: Logger;
-  stopped: () => boolean;
-  /** True once the channel a message came from has closed: the broker has requeued the message. */
-  isClosed: (channel: Channel) => boolean;
-  track: <T>(promise: Promise<T>) => Promise<T>;
-}
+export type FanOutOptions = StageOptions;
 
 /**
  * Stage 1: one delivery per matching subscription for each envelope. Envelopes that arrive
@@ -154,7 +120,14 @@ export class FanOut {
       const unique = [...new Map(messages.map((m) => [m.deliveryId, m])).values()];
       const toSend = unique.filter((m) => (existing.get(m.deliveryId) ?? 'pending') === 'pending');
       await Promise.all([
-        ...toSend.map((m) => this.publishDelivery(m, abandoned)),
+        ...toSend.map((m) =>
+          publishDeliveryMessage(
+            this.options,
+            { exchange: this.options.names.deliveries, routingKey: DELIVERY_KEY },
+            m,
+            abandoned,
+          ),
+        ),
         ...outcomes
           .filter((o) => o.outcome === 'invalid')
           .map((o) => this.publishDead(o.received, o.reason!, abandoned)),
@@ -173,28 +146,6 @@ export class FanOut {
       if (!abandoned())
         logger.error({ err: (error as Error).message }, 'fan-out failed; envelopes left unacknowledged');
     }
-  }
-
-  private publishDelivery(message: DeliveryMessage, abandoned: () => boolean): Promise<void> {
-    const { names, publisher, logger } = this.options;
-    const content = Buffer.from(JSON.stringify(message));
-    return untilDone(
-      () =>
-        publisher.publish(
-          names.deliveries,
-          DELIVERY_KEY,
-          content,
-          {
-            messageId: `${message.deliveryId}.${message.attempt}.${++this.sequence}`,
-            contentType: 'application/json',
-            persistent: true,
-            mandatory: true,
-          },
-          CONFIRM_TIMEOUT_MS,
-        ),
-      abandoned,
-      (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish a delivery message'),
-    );
   }
 
   private publishDead({ message }: Received, reason: string, abandoned: () => boolean): Promise<void> {
@@ -240,14 +191,5 @@ export class FanOut {
       (error, retryInMs) =>
         logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
     );
-  }
-}
-
-/** Acks on the channel the message came from; a closed channel has already returned it to the queue. */
-export function ack({ channel, message }: Received): void {
-  try {
-    channel.ack(message);
-  } catch {
-    // The broker requeued it when the channel closed; it will be processed again (at-least-once).
   }
 }

@@ -1,0 +1,86 @@
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { ConfirmPublisher } from '../bus/publisher.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { SubscriptionCache } from './matching.js';
+import type { DeliveryStore } from './store.js';
+import type { DispatchNames } from './topology.js';
+import { untilDone } from './work.js';
+
+const CONFIRM_TIMEOUT_MS = 5000;
+
+/** What an attempt needs, carried in the delivery message so attempts never read MongoDB. */
+export interface DeliveryMessage {
+  deliveryId: string;
+  webhookId: string;
+  /** The subscription's tenant (a deleted subscription's attempts still need one). */
+  tenantId: string;
+  eventId: string;
+  event: string;
+  /** The attempt this message is for, from 1. */
+  attempt: number;
+  /** The request body, exactly as stored in the delivery record. */
+  payload: string;
+}
+
+export interface Received {
+  channel: Channel;
+  message: ConsumeMessage;
+}
+
+/** What both dispatch stages are given. */
+export interface StageOptions {
+  names: DispatchNames;
+  cache: SubscriptionCache;
+  store: DeliveryStore;
+  publisher: ConfirmPublisher;
+  metrics: Metrics;
+  logger: Logger;
+  /** True once a stop has given up waiting for work under way. */
+  stopped: () => boolean;
+  /** True once the channel a message came from has closed: the broker has requeued the message. */
+  isClosed: (channel: Channel) => boolean;
+  track: <T>(promise: Promise<T>) => Promise<T>;
+}
+
+let sequence = 0;
+
+/**
+ * Publishes a delivery message, persistent and mandatory, and waits for the broker's confirm;
+ * retried until it is confirmed or `abandoned()` (the message it stands for is back on its queue).
+ */
+export function publishDeliveryMessage(
+  { publisher, logger }: Pick<StageOptions, 'publisher' | 'logger'>,
+  to: { exchange: string; routingKey: string },
+  delivery: DeliveryMessage,
+  abandoned: () => boolean,
+): Promise<void> {
+  const content = Buffer.from(JSON.stringify(delivery));
+  return untilDone(
+    () =>
+      publisher.publish(
+        to.exchange,
+        to.routingKey,
+        content,
+        {
+          messageId: `${delivery.deliveryId}.${delivery.attempt}.${++sequence}`,
+          contentType: 'application/json',
+          persistent: true,
+          mandatory: true,
+        },
+        CONFIRM_TIMEOUT_MS,
+      ),
+    abandoned,
+    (error, retryInMs) =>
+      logger.warn({ err: error.message, retryInMs, routingKey: to.routingKey }, 'could not publish a delivery message'),
+  );
+}
+
+/** Acks on the channel the message came from; a closed channel has already returned it to the queue. */
+export function ack({ channel, message }: Received): void {
+  try {
+    channel.ack(message);
+  } catch {
+    // The broker requeued it when the channel closed; it will be processed again (at-least-once).
+  }
+}
