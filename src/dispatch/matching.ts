@@ -3,7 +3,7 @@ import { RE2JS } from 're2js';
 import type { ControlHandler, ControlMessage } from '../bus/control.js';
 import type { Logger } from '../logger.js';
 import type { SubscriptionModel, SubscriptionRecord } from '../webhooks/model.js';
-import { Stopped } from './work.js';
+import { Stopped, untilDone } from './work.js';
 
 /** What matching needs to know of an envelope. */
 export interface MatchInput {
@@ -49,7 +49,6 @@ function compileOrNever(source: string): RE2JS {
   }
 }
 
-const RELOAD_BACKOFF_MS = [250, 500, 1000, 2000, 5000];
 const SITE = Symbol('site');
 
 /**
@@ -145,31 +144,29 @@ export class SubscriptionCache implements ControlHandler {
   private async loadAll(): Promise<void> {
     const generation = ++this.generation;
     this.loading = true;
-    for (let attempt = 0; !this.stopped; attempt++) {
-      // Before the first connection is open, a query fails at once: wait for it quietly.
-      if (this.subscriptions.db.readyState !== mongoose.ConnectionStates.connected) {
-        attempt = -1;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        continue;
-      }
-      try {
-        const records = await this.subscriptions.find({}).lean<SubscriptionRecord[]>();
-        if (generation !== this.generation) return;
-        this.byId = new Map(records.map((record) => [record._id, new CompiledSubscription(record)]));
-        this.index = undefined;
-        this.loading = false;
-        const changed = [...this.changedDuringLoad];
-        this.changedDuringLoad.clear();
-        await Promise.all(changed.map((id) => this.reloadOne(id)));
-        return;
-      } catch (error) {
-        const wait = RELOAD_BACKOFF_MS[Math.min(attempt, RELOAD_BACKOFF_MS.length - 1)]!;
-        this.logger.warn({ err: (error as Error).message, retryInMs: wait }, 'could not load subscriptions');
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
+    await this.connected();
+    // Throws Stopped after stop(): an empty set must never look loaded, or envelopes would be
+    // acked as having no subscribers.
+    const records = await untilDone(
+      () => this.subscriptions.find({}).lean<SubscriptionRecord[]>(),
+      () => this.stopped,
+      (error, retryInMs) => this.logger.warn({ err: error.message, retryInMs }, 'could not load subscriptions'),
+    );
+    if (generation !== this.generation) return;
+    this.byId = new Map(records.map((record) => [record._id, new CompiledSubscription(record)]));
+    this.index = undefined;
+    this.loading = false;
+    const changed = [...this.changedDuringLoad];
+    this.changedDuringLoad.clear();
+    await Promise.all(changed.map((id) => this.reloadOne(id)));
+  }
+
+  /** Before the first connection is open a query fails at once: wait for it quietly. */
+  private async connected(): Promise<void> {
+    while (this.subscriptions.db.readyState !== mongoose.ConnectionStates.connected) {
+      if (this.stopped) throw new Stopped('stopped before the database connected');
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    // An empty set must never look loaded: envelopes would be acked as having no subscribers.
-    throw new Stopped('stopped before the subscriptions were loaded');
   }
 
   private reloadOne(id: string): Promise<void> {
@@ -182,21 +179,15 @@ export class SubscriptionCache implements ControlHandler {
 
   /** Reads one subscription; a read overtaken by a newer one waits for that one instead. */
   private async read(id: string, latest: () => boolean): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        const record = await this.subscriptions.findById(id).lean<SubscriptionRecord>();
-        if (!latest()) return await this.reloads.get(id);
-        if (record) this.byId.set(id, new CompiledSubscription(record));
-        else this.byId.delete(id);
-        this.index = undefined;
-        return;
-      } catch (error) {
-        const wait = RELOAD_BACKOFF_MS[Math.min(attempt, RELOAD_BACKOFF_MS.length - 1)]!;
-        this.logger.warn({ err: (error as Error).message, id, retryInMs: wait }, 'could not reload a subscription');
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
-    }
-    // "Not found" must never be concluded from a reload that did not happen.
-    throw new Stopped('stopped before the subscription was reloaded');
+    // Throws Stopped after stop(): "not found" must never be concluded from a read that did not happen.
+    const record = await untilDone(
+      () => this.subscriptions.findById(id).lean<SubscriptionRecord>(),
+      () => this.stopped,
+      (error, retryInMs) => this.logger.warn({ err: error.message, id, retryInMs }, 'could not reload a subscription'),
+    );
+    if (!latest()) return this.reloads.get(id);
+    if (record) this.byId.set(id, new CompiledSubscription(record));
+    else this.byId.delete(id);
+    this.index = undefined;
   }
 }
