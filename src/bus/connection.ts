@@ -30,6 +30,8 @@ export interface BusChannel {
  */
 export class Bus {
   readonly manager: AmqpConnectionManager;
+  /** The client's `connection_name`: names this process in the broker and in lease documents. */
+  readonly connectionName: string;
   private blocked = false;
   private closing = false;
   private failedConnects = 0;
@@ -41,6 +43,7 @@ export class Bus {
 
   constructor(private readonly options: BusOptions) {
     const { logger } = options;
+    this.connectionName = options.connectionName;
     this.base = options.reconnectSeconds ?? 0.5;
     this.max = options.maxReconnectSeconds ?? 30;
     this.healDelaySeconds = this.base;

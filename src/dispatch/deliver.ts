@@ -1,7 +1,7 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Control } from '../bus/control.js';
 import type { Config } from '../config/index.js';
-import type { SubscriptionModel } from '../webhooks/model.js';
+import { disableGone, type SubscriptionModel } from '../webhooks/model.js';
 import type { Sender } from './attempt.js';
 import type { AttemptRecord, DeliveryStatus } from './deliveries.js';
 import { ack, publishDeliveryMessage, type DeliveryMessage, type StageOptions } from './stage.js';
@@ -66,6 +66,7 @@ export class Deliverer {
 
   private async deliver(delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
     const { config, cache, store, sender, metrics } = this.options;
+    const n = (delivery.offset ?? 0) + delivery.attempt;
     const subscription = await cache.get(delivery.webhookId);
     if (!subscription || !subscription.record.enabled) {
       const why = subscription ? 'disabled' : 'deleted';
@@ -73,7 +74,7 @@ export class Deliverer {
         deliveryId: delivery.deliveryId,
         webhookId: delivery.webhookId,
         tenantId: delivery.tenantId,
-        attempt: notAttempted(delivery.attempt, `not attempted: the subscription was ${why}`),
+        attempt: notAttempted(n, `not attempted: the subscription was ${why}`),
         status: 'failed',
         nextAttemptAt: null,
       });
@@ -96,7 +97,7 @@ export class Deliverer {
         deliveryId: delivery.deliveryId,
         eventId: delivery.eventId,
         event: delivery.event,
-        attempt: delivery.attempt,
+        attempt: n,
         body: delivery.payload,
         timeoutMs: Math.min(config.delivery.timeoutMs, record.retry?.timeoutMs ?? Infinity),
       });
@@ -140,16 +141,10 @@ export class Deliverer {
     return publishDeliveryMessage(this.options, to, delivery, abandoned);
   }
 
-  /** `410 Gone`: the receiver says it is gone for good, so the subscription is disabled. */
   private async disable(id: string): Promise<void> {
     const { subscriptions, control, logger, stopped } = this.options;
     await untilDone(
-      () =>
-        subscriptions.updateOne(
-          { _id: id },
-          { $set: { enabled: false, updatedAt: new Date(), updatedBy: 'hookbus:410-gone' } },
-          { timestamps: false },
-        ),
+      () => disableGone(subscriptions, id),
       stopped,
       (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not disable a subscription'),
     );

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Schema, type Connection } from 'mongoose';
 
 export type DeliveryStatus = 'pending' | 'retrying' | 'success' | 'failed';
@@ -30,6 +30,8 @@ export interface DeliveryRecord {
   _id: string;
   webhookId: string;
   tenantId: string;
+  /** The subscription's scope when the delivery was made: site-scope deliveries are for admins only. */
+  scope: 'tenant' | 'site';
   eventId: string;
   event: string;
   url: string;
@@ -67,6 +69,11 @@ export interface AttemptDoc {
   /** The delivery's status after this attempt. */
   status: DeliveryStatus;
   nextAttemptAt: Date | null;
+  /**
+   * Not an attempt: a replay queued a new chain of attempts at `at` (status `retrying`), so the
+   * delivery counts as waiting for its next attempt from then on (the purge keeps it).
+   */
+  queued?: true;
 }
 
 /** An attempt as stored. */
@@ -88,23 +95,42 @@ export function attemptDoc(
 
 const pairs = (text: string) => JSON.parse(text) as HeaderPair[];
 
+/**
+ * Attempts in the order they happened. A retry made by an operator, or a replay, can happen while
+ * an earlier chain still has attempts to come, so time orders them, not the attempt number.
+ */
+export const chronologically = (a: Pick<AttemptDoc, 'at' | 'n'>, b: Pick<AttemptDoc, 'at' | 'n'>) =>
+  new Date(a.at).getTime() - new Date(b.at).getTime() || a.n - b.n;
+
+/** The status a delivery has now: its latest attempt's (or replay's), else `pending`. */
+export function currentStatus(attempts: readonly Pick<AttemptDoc, 'at' | 'n' | 'status'>[]): DeliveryStatus {
+  let latest: Pick<AttemptDoc, 'at' | 'n' | 'status'> | undefined;
+  for (const attempt of attempts) if (!latest || chronologically(latest, attempt) <= 0) latest = attempt;
+  return latest?.status ?? 'pending';
+}
+
+/** Pending and retrying deliveries still have an attempt to come: the purge keeps them. */
+export const isSettled = (status: DeliveryStatus) => status === 'success' || status === 'failed';
+
 /** The delivery as the API and the tests see it: the stored document with its attempts folded in. */
 export function deliveryView(delivery: DeliveryDoc, attempts: readonly AttemptDoc[]): DeliveryRecord {
-  const ordered = [...attempts].sort((a, b) => a.n - b.n || new Date(a.at).getTime() - new Date(b.at).getTime());
+  const ordered = [...attempts].sort(chronologically);
   const latest = ordered.at(-1);
   return {
     ...delivery,
     status: latest?.status ?? delivery.status,
     nextAttemptAt: latest ? latest.nextAttemptAt : delivery.nextAttemptAt,
     updatedAt: latest ? new Date(new Date(latest.at).getTime() + latest.durationMs) : delivery.updatedAt,
-    attempts: ordered.map(({ n, at, durationMs, request, response, error }) => ({
-      n,
-      at,
-      durationMs,
-      request: { headers: pairs(request.headers) },
-      response: response && { ...response, headers: pairs(response.headers) },
-      error,
-    })),
+    attempts: ordered
+      .filter((a) => !a.queued)
+      .map(({ n, at, durationMs, request, response, error }) => ({
+        n,
+        at,
+        durationMs,
+        request: { headers: pairs(request.headers) },
+        response: response && { ...response, headers: pairs(response.headers) },
+        error,
+      })),
   };
 }
 
@@ -113,6 +139,7 @@ const schema = new Schema<DeliveryDoc>(
     _id: { type: String, required: true },
     webhookId: { type: String, required: true },
     tenantId: { type: String, required: true },
+    scope: { type: String, enum: ['tenant', 'site'], required: true },
     eventId: { type: String, required: true },
     event: { type: String, required: true },
     url: { type: String, required: true },
@@ -124,9 +151,13 @@ const schema = new Schema<DeliveryDoc>(
   },
   { collection: 'deliveries', versionKey: false, minimize: false },
 );
-// The delivery log lists a subscription's deliveries newest first (SPEC §5.1). No index on
-// `status`: the stored one stays `pending`; the current one is the latest attempt's.
-schema.index({ webhookId: 1, createdAt: -1 });
+// Every query of the delivery log has an index (test/integration/delivery-log-indexes.test.ts):
+// a subscription's deliveries newest first, with `_id` breaking ties for the cursor (listing,
+// status filters, replay, bulk delete, the purge's per-subscription limit), and by age (the
+// purge's age limit). No index on `status`: the stored one stays `pending`; the current one is the
+// latest attempt's, read through the attempts' `deliveryId` index.
+schema.index({ webhookId: 1, createdAt: -1, _id: -1 });
+schema.index({ createdAt: 1 });
 
 export const deliveryModel = (connection: Connection) => connection.model<DeliveryDoc>('Delivery', schema);
 export type DeliveryModel = ReturnType<typeof deliveryModel>;
@@ -145,11 +176,14 @@ const attemptSchema = new Schema<AttemptDoc>(
     error: { type: String, default: null },
     status: { type: String, enum: ['pending', 'retrying', 'success', 'failed'], required: true },
     nextAttemptAt: { type: Date, default: null },
+    queued: { type: Boolean },
   },
   { collection: 'delivery_attempts', versionKey: false, minimize: false },
 );
+// A delivery's attempts (its view and its current status); attempts by age (the purge's sweep of
+// attempts whose delivery is gone).
 attemptSchema.index({ deliveryId: 1, n: 1 });
-attemptSchema.index({ webhookId: 1, at: -1 });
+attemptSchema.index({ at: 1 });
 
 export const attemptModel = (connection: Connection) => connection.model<AttemptDoc>('DeliveryAttempt', attemptSchema);
 export type AttemptModel = ReturnType<typeof attemptModel>;
@@ -192,3 +226,6 @@ export function deliveryIdOf(eventId: string, webhookId: string): string {
   const digest = createHash('sha256').update(eventId).update('\u0000').update(webhookId).digest();
   return `msg_${base32(digest.subarray(0, 16))}`;
 }
+
+/** A delivery id for a test send, which belongs to no envelope: same form, random. */
+export const randomDeliveryId = (): string => `msg_${base32(randomBytes(16))}`;

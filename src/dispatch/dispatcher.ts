@@ -11,6 +11,8 @@ import { SubscriptionCache } from './matching.js';
 import { DeliveryStore } from './store.js';
 import { delayQueues, dispatchNames, dispatchTopology } from './topology.js';
 import { InFlight } from './work.js';
+import { DeliveryLog } from '../delivery-log/log.js';
+import { DeliveryLogRetention } from '../delivery-log/retention.js';
 
 /** How long a stop waits for fan-outs and attempts already under way. */
 const DRAIN_MS = 3000;
@@ -37,7 +39,18 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   const cache = new SubscriptionCache(subscriptions, logger);
   control.subscribe(cache);
   void cache.ready();
-  const store = new DeliveryStore(deliveryModel(db.connection), attemptModel(db.connection), logger, stopped);
+  const deliveries = deliveryModel(db.connection);
+  const attempts = attemptModel(db.connection);
+  const store = new DeliveryStore(deliveries, attempts, logger, stopped);
+  const retention = new DeliveryLogRetention({
+    log: new DeliveryLog(deliveries, attempts),
+    connection: db.connection,
+    ...config.deliveryLog,
+    interval: config.deliveryLog.cleanupInterval,
+    logger,
+    holder: bus.connectionName,
+  });
+  retention.start();
   const sender = new Sender(config.delivery.allowPrivateTargets);
   const closed = new WeakSet<Channel>();
   const isClosed = (channel: Channel) => closed.has(channel);
@@ -103,6 +116,7 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
     fastRoutes: [],
     stop: async () => {
       stopping = true;
+      const retained = retention.stop();
       // Bounded: with the broker unreachable a cancel would wait for the heartbeat timeout.
       await within(
         Promise.all(consumers.splice(0).map(({ channel, tag }) => channel.cancel(tag).catch(() => undefined))),
@@ -120,6 +134,7 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
       }
       aborted = true;
       cache.stop();
+      await within(retained, 1000, undefined);
       // Each channel's close is awaited before the connection's, so its last acks reach the broker.
       await within(Promise.all([...channels, stats].map((c) => c.wrapper.close().catch(() => undefined))), 1000, []);
       sender.close();

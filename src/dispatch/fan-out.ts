@@ -92,6 +92,7 @@ export class FanOut {
             _id: deliveryId,
             webhookId: record._id,
             tenantId: record.tenantId,
+            scope: record.scope,
             eventId: envelope.id,
             event: envelope.event,
             url: record.url,

@@ -17,8 +17,13 @@ export interface DeliveryMessage {
   tenantId: string;
   eventId: string;
   event: string;
-  /** The attempt this message is for, from 1. */
+  /** The attempt of this chain the message is for, from 1: the retry schedule counts these. */
   attempt: number;
+  /**
+   * Attempts made before this chain began (a replay starts a new chain with a fresh budget): the
+   * attempt's number in the delivery log, and in `X-Hookbus-Attempt`, is offset + attempt.
+   */
+  offset?: number;
   /** The request body, exactly as stored in the delivery record. */
   payload: string;
 }

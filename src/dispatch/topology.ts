@@ -15,6 +15,8 @@ export interface DispatchNames {
   deliveries: string;
   /** Fanout exchange and queue for messages that are not envelopes. */
   dead: string;
+  /** Topic exchange of envelopes published through `POST /api/events` (and by other services). */
+  events: string;
   /** Delay queue for a wait of `ms`: its messages dead-letter back to the deliveries exchange. */
   retryQueue(ms: number): string;
 }
@@ -24,6 +26,7 @@ export function dispatchNames(prefix: string): DispatchNames {
     fanOutQueue: `${prefix}.dispatch`,
     deliveries: `${prefix}.deliveries`,
     dead: `${prefix}.dead`,
+    events: `${prefix}.events`,
     retryQueue: (ms) => `${prefix}.retry.${ms}`,
   };
 }
@@ -49,12 +52,35 @@ export function dispatchTopology(
   bindings: readonly Binding[],
   schedule: readonly number[],
 ): Topology {
+  const deliveries = deliveryTopology(names, schedule);
   return async (channel) => {
     await channel.assertQueue(names.fanOutQueue, { durable: true });
     for (const { exchange, bindingKey } of bindings) {
       await channel.assertExchange(exchange, 'topic', { durable: true });
       await channel.bindQueue(names.fanOutQueue, exchange, bindingKey);
     }
+    await deliveries(channel);
+    await channel.assertExchange(names.dead, 'fanout', { durable: true });
+    await channel.assertQueue(names.dead, { durable: true });
+    await channel.bindQueue(names.dead, names.dead, '');
+  };
+}
+
+/**
+ * What the API publishes to: the events exchange (`POST /api/events`), and the deliveries
+ * exchange with its queue and delay queues (replays go through the durable retry path).
+ */
+export function apiTopology(names: DispatchNames, schedule: readonly number[]): Topology {
+  const deliveries = deliveryTopology(names, schedule);
+  return async (channel) => {
+    await channel.assertExchange(names.events, 'topic', { durable: true });
+    await deliveries(channel);
+  };
+}
+
+/** The deliveries exchange and queue, and one delay queue per retry step. */
+function deliveryTopology(names: DispatchNames, schedule: readonly number[]): Topology {
+  return async (channel) => {
     await channel.assertExchange(names.deliveries, 'direct', { durable: true });
     await channel.assertQueue(names.deliveries, { durable: true });
     await channel.bindQueue(names.deliveries, names.deliveries, DELIVERY_KEY);
@@ -66,8 +92,5 @@ export function dispatchTopology(
         deadLetterRoutingKey: DELIVERY_KEY,
       });
     }
-    await channel.assertExchange(names.dead, 'fanout', { durable: true });
-    await channel.assertQueue(names.dead, { durable: true });
-    await channel.bindQueue(names.dead, names.dead, '');
   };
 }

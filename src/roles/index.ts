@@ -4,7 +4,12 @@ import type { Control } from '../bus/control.js';
 import type { ConfirmPublisher } from '../bus/publisher.js';
 import { inboundTopology } from '../bus/topology.js';
 import { startDispatcher } from '../dispatch/dispatcher.js';
-import { dispatchNames, dispatchTopology } from '../dispatch/topology.js';
+import { apiTopology, dispatchNames, dispatchTopology } from '../dispatch/topology.js';
+import { Sender } from '../dispatch/attempt.js';
+import { attemptModel, deliveryModel } from '../dispatch/deliveries.js';
+import { DeliveryLog } from '../delivery-log/log.js';
+import { deliveryLogRoutes } from '../delivery-log/routes.js';
+import { eventRoutes } from '../events/routes.js';
 import type { Config, Role } from '../config/index.js';
 import type { Database } from '../db/connection.js';
 import type { DependencyName } from '../health.js';
@@ -54,14 +59,24 @@ const nothingToStop = async () => undefined;
 export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   api: {
     needs: ['mongodb', 'rabbitmq'],
-    start: async ({ config, db, control }) => ({
-      routers: [
-        hookConfigRoutes(config, hookModel(db.connection), control),
-        subscriptionRoutes(config, subscriptionModel(db.connection), control),
-      ],
-      fastRoutes: [],
-      stop: nothingToStop,
-    }),
+    topology: (config) => apiTopology(dispatchNames(config.dispatch.queuePrefix), config.delivery.retrySchedule),
+    start: async ({ config, db, control, publisher, metrics, logger }) => {
+      const names = dispatchNames(config.dispatch.queuePrefix);
+      const subscriptions = subscriptionModel(db.connection);
+      // Test sends and retries made by an operator are attempts like the dispatcher's.
+      const sender = new Sender(config.delivery.allowPrivateTargets);
+      const log = new DeliveryLog(deliveryModel(db.connection), attemptModel(db.connection));
+      return {
+        routers: [
+          hookConfigRoutes(config, hookModel(db.connection), control),
+          subscriptionRoutes(config, subscriptions, control),
+          deliveryLogRoutes({ config, log, subscriptions, sender, publisher, control, metrics, logger, names }),
+          eventRoutes(config, publisher, names.events),
+        ],
+        fastRoutes: [],
+        stop: async () => sender.close(),
+      };
+    },
   },
   ingest: {
     needs: ['mongodb', 'rabbitmq'],

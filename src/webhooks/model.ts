@@ -59,3 +59,11 @@ schema.index({ tenantId: 1, _id: 1 });
 export const subscriptionModel = (connection: Connection) =>
   connection.model<SubscriptionRecord>('Subscription', schema);
 export type SubscriptionModel = ReturnType<typeof subscriptionModel>;
+
+/** `410 Gone`: the receiver says it is gone for good, so its subscription is disabled. */
+export const disableGone = (subscriptions: SubscriptionModel, id: string) =>
+  subscriptions.updateOne(
+    { _id: id },
+    { $set: { enabled: false, updatedAt: new Date(), updatedBy: 'hookbus:410-gone' } },
+    { timestamps: false },
+  );

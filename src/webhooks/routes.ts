@@ -2,7 +2,8 @@ import express, { Router, type Request } from 'express';
 import { monotonicFactory } from 'ulid';
 import type { Control } from '../bus/control.js';
 import type { Config } from '../config/index.js';
-import { callerOf, requireCaller, type Caller } from '../http/auth.js';
+import { callerOf, requireCaller } from '../http/auth.js';
+import { findVisible, SUBSCRIPTION_ID, visibleTo } from './access.js';
 import { HttpProblem, notFound, validationProblem } from '../http/problem.js';
 import { parseOrThrow } from '../http/validation.js';
 import type { SubscriptionModel, SubscriptionRecord } from './model.js';
@@ -11,7 +12,6 @@ import { assertPublicHost, PrivateTargetError } from './ssrf.js';
 import { createInput, EVENT_PATTERN, isReservedHeader, updateInput } from './validation.js';
 
 const ulid = monotonicFactory();
-const ID = /^wh_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /** The API's view: never a signing secret, bearer token or password. */
 export function subscriptionResponse(sub: SubscriptionRecord) {
@@ -43,11 +43,6 @@ export function subscriptionResponse(sub: SubscriptionRecord) {
 
 const forbiddenSite = () =>
   new HttpProblem(403, 'Only tokens with the admin claim may use site scope.', { type: 'forbidden' });
-
-/** The caller's own subscriptions; site scope only for admins. Anything else is "not found". */
-function visibleTo(caller: Caller): Record<string, unknown> {
-  return caller.admin ? { tenantId: caller.tenantId } : { tenantId: caller.tenantId, scope: 'tenant' };
-}
 
 export function subscriptionRoutes(config: Config, subscriptions: SubscriptionModel, control: Control): Router {
   const router = Router();
@@ -81,12 +76,7 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
     if (errors.length > 0) throw validationProblem(errors);
   };
 
-  const load = async (req: Request) => {
-    const id = typeof req.params.id === 'string' ? req.params.id : '';
-    const sub = ID.test(id) ? await subscriptions.findOne({ _id: id, ...visibleTo(callerOf(req)) }).lean() : null;
-    if (!sub) throw notFound('No subscription with that id.');
-    return sub;
-  };
+  const load = (req: Request) => findVisible(subscriptions, callerOf(req), req.params.id);
   const changed = (id: string) => control.announce({ kind: 'subscription.changed', id });
 
   router.post('/api/webhooks', auth, json, async (req, res) => {
@@ -142,7 +132,7 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
     }
     if (query.cursor !== undefined) {
       const after = typeof query.cursor === 'string' ? Buffer.from(query.cursor, 'base64url').toString() : '';
-      if (!ID.test(after)) errors.push({ path: 'cursor', message: 'is not a cursor this API returned' });
+      if (!SUBSCRIPTION_ID.test(after)) errors.push({ path: 'cursor', message: 'is not a cursor this API returned' });
       else filter._id = { $gt: after };
     }
     if (errors.length > 0) throw validationProblem(errors);

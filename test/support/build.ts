@@ -8,16 +8,21 @@ export default function build(): () => Promise<void> {
   return deleteTestQueues;
 }
 
-/** Durable queues that tests' dispatchers declared would otherwise pile up in the broker. */
-async function deleteTestQueues(): Promise<void> {
-  const names = execFileSync('rabbitmqctl', ['list_queues', '-q', '--no-table-headers', 'name'], { encoding: 'utf8' })
+const named = (what: 'queues' | 'exchanges') =>
+  execFileSync('rabbitmqctl', [`list_${what}`, '-q', '--no-table-headers', 'name'], { encoding: 'utf8' })
     .split('\n')
     .map((line) => line.trim())
     .filter((name) => name.startsWith(`${TEST_QUEUE_PREFIX}_`));
-  if (names.length === 0) return;
+
+/** Durable queues and exchanges that tests' hookbus declared would otherwise pile up in the broker. */
+async function deleteTestQueues(): Promise<void> {
+  const queues = named('queues');
+  const exchanges = named('exchanges');
+  if (queues.length === 0 && exchanges.length === 0) return;
   const connection = await amqp.connect(AMQP_URL);
   const channel = await connection.createChannel();
-  for (const name of names) await channel.deleteQueue(name);
+  for (const name of queues) await channel.deleteQueue(name);
+  for (const name of exchanges) await channel.deleteExchange(name);
   await channel.close();
   await connection.close();
 }

@@ -22,6 +22,7 @@ export const TEST_QUEUE_PREFIX = 'hbtest';
  */
 export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   const inbound = overrides.INBOUND_EXCHANGE ?? uniqueName('test.inbound');
+  const prefix = overrides.DISPATCH_QUEUE_PREFIX ?? uniqueName(TEST_QUEUE_PREFIX);
   return {
     NODE_ENV: 'test',
     PORT: '0',
@@ -29,8 +30,9 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     MONGODB_URI: mongoUri(),
     AMQP_URL,
     INBOUND_EXCHANGE: inbound,
-    DISPATCH_BINDINGS: `${inbound}:#`,
-    DISPATCH_QUEUE_PREFIX: uniqueName(TEST_QUEUE_PREFIX),
+    // The inbound exchange, and the events exchange of POST /api/events (named after the prefix).
+    DISPATCH_BINDINGS: `${inbound}:#,${prefix}.events:#`,
+    DISPATCH_QUEUE_PREFIX: prefix,
     ...overrides,
   };
 }

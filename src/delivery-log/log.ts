@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import type { Caller } from '../http/auth.js';
+import {
+  deliveryView,
+  type AttemptDoc,
+  type AttemptModel,
+  type DeliveryDoc,
+  type DeliveryModel,
+  type DeliveryRecord,
+} from '../dispatch/deliveries.js';
+
+/** A delivery id: `msg_` + 26 base32 characters (see deliveryIdOf). */
+export const DELIVERY_ID = /^msg_[a-z2-7]{26}$/;
+
+/** Where a walk through a subscription's deliveries (newest first) stopped. */
+export interface Cursor {
+  createdAt: Date;
+  id: string;
+}
+
+export const encodeCursor = ({ createdAt, id }: Cursor): string =>
+  Buffer.from(JSON.stringify([createdAt.getTime(), id])).toString('base64url');
+
+/** The cursor, or null when the text is not one this API handed out. */
+export function decodeCursor(text: string): Cursor | null {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+    if (!Array.isArray(value) || value.length !== 2) return null;
+    const [ms, id] = value as unknown[];
+    if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || typeof id !== 'string' || !DELIVERY_ID.test(id)) {
+      return null;
+    }
+    return { createdAt: new Date(ms), id };
+  } catch {
+    return null;
+  }
+}
+
+export interface WalkFilter {
+  webhookId: string;
+  /** createdAt >= since */
+  since?: Date;
+  /** createdAt < until */
+  until?: Date;
+  /** Leave the payload out (listings). */
+  withoutPayload?: boolean;
+}
+
+/** Deliveries read per query while walking. */
+const CHUNK = 200;
+
+/**
+ * Reads of the delivery log. A delivery's current status is its latest attempt's (attempts are
+ * separate, insert-only documents: see AttemptDoc), so filtering by status walks a subscription's
+ * deliveries newest first through the {webhookId, createdAt, _id} index and reads each chunk's
+ * attempts through the {deliveryId} index. The purge keeps a subscription's deliveries to
+ * DELIVERY_LOG_LIMIT, which bounds such a walk.
+ */
+export class DeliveryLog {
+  constructor(
+    readonly deliveries: DeliveryModel,
+    readonly attempts: AttemptModel,
+  ) {}
+
+  /** Which deliveries the caller may see: its tenant's, and site-scope ones only with the admin claim. */
+  static visibleTo(caller: Caller): Record<string, unknown> {
+    return caller.admin ? { tenantId: caller.tenantId } : { tenantId: caller.tenantId, scope: { $ne: 'site' } };
+  }
+
+  /** One delivery with every attempt, if the caller may see it. */
+  async find(caller: Caller, id: unknown): Promise<{ doc: DeliveryDoc; attempts: AttemptDoc[] } | null> {
+    if (typeof id !== 'string' || !DELIVERY_ID.test(id)) return null;
+    const doc = await this.deliveries.findOne({ _id: id, ...DeliveryLog.visibleTo(caller) }).lean<DeliveryDoc>();
+    if (!doc) return null;
+    return { doc, attempts: await this.attempts.find({ deliveryId: id }).lean<AttemptDoc[]>() };
+  }
+
+  /** The attempts (and replay marks) of these deliveries, by delivery id. */
+  async attemptsOf(ids: readonly string[]): Promise<Map<string, AttemptDoc[]>> {
+    const byDelivery = new Map<string, AttemptDoc[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return byDelivery;
+    const found = await this.attempts.find({ deliveryId: { $in: ids } }).lean<AttemptDoc[]>();
+    for (const attempt of found) byDelivery.get(attempt.deliveryId)?.push(attempt);
+    return byDelivery;
+  }
+
+  /**
+   * A subscription's deliveries, newest first (ties broken by id), from just after `after`, in
+   * chunks with their attempts folded in. Deliveries that arrive meanwhile are newer than any
+   * cursor, so a walk neither repeats nor skips one.
+   */
+  async *walk(filter: WalkFilter, after: Cursor | null = null): AsyncGenerator<DeliveryRecord[]> {
+    let from = after;
+    for (;;) {
+      const query: Record<string, unknown> = { webhookId: filter.webhookId };
+      const createdAt: Record<string, Date> = {};
+      if (filter.since) createdAt.$gte = filter.since;
+      if (filter.until) createdAt.$lt = filter.until;
+      if (Object.keys(createdAt).length > 0) query.createdAt = createdAt;
+      if (from) {
+        query.$or = [{ createdAt: { $lt: from.createdAt } }, { createdAt: from.createdAt, _id: { $lt: from.id } }];
+      }
+      const docs = await this.deliveries
+        .find(query, filter.withoutPayload ? { payload: 0 } : {})
+        .sort({ createdAt: -1, _id: -1 })
+        .limit(CHUNK)
+        .lean<DeliveryDoc[]>();
+      if (docs.length === 0) return;
+      const attempts = await this.attemptsOf(docs.map((d) => d._id));
+      yield docs.map((d) => deliveryView({ ...d, payload: d.payload ?? '' }, attempts.get(d._id) ?? []));
+      if (docs.length < CHUNK) return;
+      const last = docs.at(-1)!;
+      from = { createdAt: new Date(last.createdAt), id: last._id };
+    }
+  }
+
+  /** Deletes deliveries and then their attempts (attempts left by a crash in between are swept by the purge). */
+  async remove(ids: readonly string[]): Promise<{ deliveries: number; attempts: number }> {
+    if (ids.length === 0) return { deliveries: 0, attempts: 0 };
+    const deleted = await this.deliveries.deleteMany({ _id: { $in: ids } });
+    const attempts = await this.attempts.deleteMany({ deliveryId: { $in: ids } });
+    return { deliveries: deleted.deletedCount, attempts: attempts.deletedCount };
+  }
+
+  /** Stores one attempt (an insert, like every attempt: see AttemptDoc). */
+  async insertAttempt(doc: Omit<AttemptDoc, '_id'>): Promise<AttemptDoc> {
+    const stored = { ...doc, _id: `${doc.deliveryId}.${doc.n}.${randomBytes(4).toString('hex')}` };
+    await this.attempts.collection.insertOne(stored as never);
+    return stored;
+  }
+}
+
+/** The highest attempt number so far (replay marks included), 0 for none. */
+export const lastAttemptNumber = (attempts: readonly Pick<AttemptDoc, 'n'>[]): number =>
+  attempts.reduce((max, a) => Math.max(max, a.n), 0);

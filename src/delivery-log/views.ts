@@ -1,0 +1,78 @@
+import type { AttemptRecord, DeliveryRecord, HeaderPair } from '../dispatch/deliveries.js';
+
+/** Headers as an object; a header sent more than once (set-cookie) becomes a list of its values. */
+export function headersObject(pairs: readonly HeaderPair[]): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const { name, value } of pairs) {
+    const seen = headers[name];
+    headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return headers;
+}
+
+const iso = (date: Date | string | null) => (date === null ? null : new Date(date).toISOString());
+
+/** One attempt as the API shows it (secrets were redacted before it was stored). */
+export function attemptResponse(attempt: AttemptRecord) {
+  return {
+    n: attempt.n,
+    at: iso(attempt.at),
+    durationMs: attempt.durationMs,
+    request: { headers: headersObject(attempt.request.headers) },
+    response: attempt.response && {
+      status: attempt.response.status,
+      headers: headersObject(attempt.response.headers),
+      body: attempt.response.body,
+      bodyTruncated: attempt.response.bodyTruncated,
+    },
+    error: attempt.error,
+  };
+}
+
+/** The body as sent, as JSON when it is (it always is for deliveries hookbus made). */
+function payloadOf(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+const common = (delivery: DeliveryRecord) => ({
+  id: delivery._id,
+  webhookId: delivery.webhookId,
+  eventId: delivery.eventId,
+  event: delivery.event,
+  url: delivery.url,
+  status: delivery.status,
+  createdAt: iso(delivery.createdAt),
+  updatedAt: iso(delivery.updatedAt),
+  nextAttemptAt: iso(delivery.nextAttemptAt),
+});
+
+/** `GET /api/deliveries/:id`: the delivery with its payload and every attempt (SPEC §5.3). */
+export function deliveryResponse(delivery: DeliveryRecord) {
+  return {
+    ...common(delivery),
+    payload: payloadOf(delivery.payload),
+    attempts: delivery.attempts.map(attemptResponse),
+  };
+}
+
+/** A listing's item: no payload, and of the attempts only their count and the latest one's outcome. */
+export function deliverySummary(delivery: DeliveryRecord) {
+  const last = delivery.attempts.at(-1);
+  return {
+    ...common(delivery),
+    attemptCount: delivery.attempts.length,
+    lastAttempt: last
+      ? {
+          n: last.n,
+          at: iso(last.at),
+          durationMs: last.durationMs,
+          responseStatus: last.response?.status ?? null,
+          error: last.error,
+        }
+      : null,
+  };
+}
