@@ -66,6 +66,8 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const ctx = { config, logger, metrics, db, bus, publisher, control } as RoleContext;
   const running: RunningRole[] = [];
   for (const role of config.roles) running.push(await ROLE_DEFINITIONS[role].start(ctx));
+  // The roles have compiled their models: build their indexes if connected already (else on connect).
+  void db?.ensureIndexes();
 
   let shuttingDown = false;
   const isShuttingDown = () => shuttingDown;

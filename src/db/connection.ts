@@ -27,7 +27,10 @@ export class Database implements Dependency {
   constructor(private readonly options: DatabaseOptions) {
     this.connection = mongoose.createConnection();
     const { logger } = options;
-    this.connection.on('connected', () => logger.info({ uri: redactUrl(options.uri) }, 'mongodb connected'));
+    this.connection.on('connected', () => {
+      logger.info({ uri: redactUrl(options.uri) }, 'mongodb connected');
+      void this.ensureIndexes();
+    });
     this.connection.on('disconnected', () => {
       if (!this.closed) logger.warn('mongodb connection lost; reconnecting');
     });
@@ -54,7 +57,9 @@ export class Database implements Dependency {
         await this.connection.openUri(this.options.uri, {
           serverSelectionTimeoutMS: this.options.serverSelectionTimeoutMs ?? 2000,
           heartbeatFrequencyMS: 2000,
-          autoIndex: true,
+          // Mongoose's own index build runs once, when a model is compiled, and with
+          // bufferCommands off it fails silently if the connection is not open yet: see ensureIndexes.
+          autoIndex: false,
           // Fail at once while disconnected (a 503 now) rather than queue for up to 10 s.
           bufferCommands: false,
         });
@@ -79,6 +84,25 @@ export class Database implements Dependency {
       1000,
       false,
     );
+  }
+
+  /**
+   * Builds every compiled model's indexes (idempotent). Runs on each connect, and once the roles
+   * have compiled their models (startApp), whichever comes last; a failure is logged and retried
+   * on the next connect.
+   */
+  async ensureIndexes(): Promise<void> {
+    if (this.connection.readyState !== mongoose.ConnectionStates.connected) return;
+    for (const model of Object.values(this.connection.models)) {
+      try {
+        await model.createIndexes();
+      } catch (error) {
+        this.options.logger.error(
+          { err: (error as Error).message, collection: model.collection.collectionName },
+          'could not build indexes',
+        );
+      }
+    }
   }
 
   /** Stops retrying and closes at once; does not wait for an operation the server never answers. */

@@ -151,7 +151,7 @@ const schema = new Schema<DeliveryDoc>(
   },
   { collection: 'deliveries', versionKey: false, minimize: false },
 );
-// Every query of the delivery log has an index (test/integration/delivery-log-indexes.test.ts):
+// Every query of the delivery log has an index (test/integration/indexes.test.ts):
 // a subscription's deliveries newest first, with `_id` breaking ties for the cursor (listing,
 // status filters, replay, bulk delete, the purge's per-subscription limit), and by age (the
 // purge's age limit). No index on `status`: the stored one stays `pending`; the current one is the
