@@ -194,7 +194,7 @@ export const schema = {
       'DISPATCH_QUEUE_PREFIX',
       'name-prefix',
       'hookbus',
-      "Prefix of the dispatcher's own queues and exchanges (`<prefix>.dispatch`, `.deliveries`, `.retry.<ms>`, `.dead`); replicas that share the work share it.",
+      "Prefix of hookbus's own queues and exchanges (`<prefix>.dispatch`, `.deliveries`, `.retry.<ms>`, `.dead`, and `.events`, the exchange of POST /api/events); replicas that share the work share it.",
     ),
   },
   delivery: {
