@@ -3,6 +3,7 @@ import type { mongo } from 'mongoose';
 import type { Logger } from '../logger.js';
 import {
   attemptDoc,
+  currentStatus,
   type AttemptDoc,
   type AttemptModel,
   type AttemptRecord,
@@ -144,20 +145,14 @@ export class DeliveryStore {
     }
   }
 
-  /** Each existing delivery's status: that of its latest attempt, else its own. */
+  /** Each existing delivery's status: that of its latest attempt, else `pending`. */
   private async statusOf(ids: string[]): Promise<Map<string, DeliveryStatus>> {
-    const status = new Map<string, DeliveryStatus>(ids.map((id) => [id, 'pending']));
-    const latest = new Map<string, number>();
+    const byDelivery = new Map<string, Pick<AttemptDoc, 'at' | 'n' | 'status'>[]>(ids.map((id) => [id, []]));
     const attempts = await this.attempts
-      .find({ deliveryId: { $in: ids } }, { projection: { deliveryId: 1, n: 1, status: 1 } })
+      .find({ deliveryId: { $in: ids } }, { projection: { deliveryId: 1, n: 1, at: 1, status: 1 } })
       .toArray();
-    for (const { deliveryId, n, status: after } of attempts) {
-      if (n >= (latest.get(deliveryId) ?? 0)) {
-        latest.set(deliveryId, n);
-        status.set(deliveryId, after);
-      }
-    }
-    return status;
+    for (const attempt of attempts) byDelivery.get(attempt.deliveryId)?.push(attempt);
+    return new Map([...byDelivery].map(([id, list]) => [id, currentStatus(list)]));
   }
 }
 
