@@ -87,21 +87,46 @@ export class Database implements Dependency {
   }
 
   /**
-   * Builds every compiled model's indexes (idempotent). Runs on each connect, and once the roles
-   * have compiled their models (startApp), whichever comes last; a failure is logged and retried
-   * on the next connect.
+   * Makes every compiled model's indexes exactly those of its schema (mongoose's syncIndexes: builds
+   * missing ones, drops ones no schema declares any more). Runs on each connect, and once the
+   * roles have compiled their models (startApp); one run at a time, and a failed run is retried
+   * with backoff while connected. Resolves when a run has succeeded or the connection is gone.
    */
-  async ensureIndexes(): Promise<void> {
-    if (this.connection.readyState !== mongoose.ConnectionStates.connected) return;
-    for (const model of Object.values(this.connection.models)) {
-      try {
-        await model.createIndexes();
-      } catch (error) {
-        this.options.logger.error(
-          { err: (error as Error).message, collection: model.collection.collectionName },
-          'could not build indexes',
-        );
+  ensureIndexes(): Promise<void> {
+    // A call during a run (models compiled since it began) makes one more run after it.
+    this.indexAgain = this.indexing !== undefined;
+    this.indexing ??= (async () => {
+      do {
+        this.indexAgain = false;
+        await this.syncIndexes();
+      } while (this.indexAgain && !this.closed);
+    })().finally(() => (this.indexing = undefined));
+    return this.indexing;
+  }
+
+  private indexing: Promise<void> | undefined;
+  private indexAgain = false;
+
+  private async syncIndexes(): Promise<void> {
+    for (let wait = 1000; !this.closed; wait = Math.min(30_000, wait * 2)) {
+      if (this.connection.readyState !== mongoose.ConnectionStates.connected) return;
+      const failed: string[] = [];
+      for (const model of Object.values(this.connection.models)) {
+        try {
+          const dropped = await model.syncIndexes();
+          if (dropped.length > 0) {
+            this.options.logger.info({ collection: model.collection.collectionName, dropped }, 'dropped old indexes');
+          }
+        } catch (error) {
+          failed.push(model.collection.collectionName);
+          this.options.logger.error(
+            { err: (error as Error).message, collection: model.collection.collectionName, retryInMs: wait },
+            'could not build indexes',
+          );
+        }
       }
+      if (failed.length === 0) return;
+      await sleep(wait, undefined, { signal: this.stopRetrying.signal }).catch(() => undefined);
     }
   }
 

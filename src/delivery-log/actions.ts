@@ -6,6 +6,7 @@ import {
   attemptDoc,
   deliveryView,
   isSettled,
+  latestEntry,
   randomDeliveryId,
   type AttemptDoc,
   type DeliveryDoc,
@@ -63,8 +64,9 @@ const disabledProblem = (action: string) =>
 
 /**
  * `POST /api/deliveries/:id/retry`: one attempt now, outside the retry schedule, stored as the
- * delivery's next attempt. A delivery that still had attempts to come keeps them: when this one
- * fails it stays `retrying`; when it succeeds it is `success` (receivers dedupe on webhook-id).
+ * delivery's next attempt. When it succeeds the delivery is `success`, and an attempt still
+ * scheduled for it is dropped when it comes due (see Deliverer.moot). When it fails, the delivery
+ * stays `retrying` if an attempt of its chain is still to come, else it is `failed`.
  */
 export async function retryNow(
   deps: OperatorDeps,
@@ -72,7 +74,6 @@ export async function retryNow(
 ): Promise<DeliveryRecord> {
   const { doc, attempts } = found;
   const sub = await enabledSubscription(deps, doc.webhookId, 'retry');
-  const before = deliveryView(doc, attempts);
   const n = lastAttemptNumber(attempts) + 1;
   const result = await deps.sender.send({
     subscription: sub,
@@ -84,28 +85,36 @@ export async function retryNow(
     timeoutMs: timeoutOf(deps.config, sub),
   });
   const gone = result.status === 410;
-  let status: DeliveryStatus = 'failed';
-  if (result.ok) status = 'success';
-  else if (!gone && !isSettled(before.status)) status = 'retrying';
+  let status: DeliveryStatus = result.ok ? 'success' : 'failed';
+  let nextAttemptAt: Date | null = null;
+  if (!result.ok && !gone) {
+    // As recorded now: an attempt of the chain may have finished while this one ran.
+    const now = (await deps.log.attemptsOf([doc._id])).get(doc._id) ?? [];
+    const latest = latestEntry(now);
+    if (!isSettled(latest?.status ?? 'pending')) {
+      status = 'retrying';
+      nextAttemptAt = latest?.nextAttemptAt ?? null;
+    }
+  }
   const outcome = status === 'retrying' ? 'retry' : status;
   deps.metrics.deliveryAttempts.inc({ outcome });
   deps.metrics.deliveryAttemptDuration.observe({ outcome }, result.record.durationMs / 1000);
-  const stored = await deps.log.insertAttempt(
+  const [stored] = await deps.log.insertEntries([
     attemptDoc(result.record, {
       _id: '',
       deliveryId: doc._id,
       webhookId: doc.webhookId,
       tenantId: doc.tenantId,
       status,
-      nextAttemptAt: status === 'retrying' ? before.nextAttemptAt : null,
+      nextAttemptAt,
     }),
-  );
+  ]);
   if (gone) {
     await disableGone(deps.subscriptions, sub._id);
     deps.logger.warn({ webhookId: sub._id }, 'subscription disabled: its endpoint answered 410 Gone');
     await deps.control.announce({ kind: 'subscription.changed', id: sub._id });
   }
-  return deliveryView(doc, [...attempts, stored]);
+  return deliveryView(doc, [...((await deps.log.attemptsOf([doc._id])).get(doc._id) ?? [stored!])]);
 }
 
 /**
@@ -147,52 +156,68 @@ export interface ReplayRequest {
 /**
  * `POST /api/webhooks/:id/replay`: each settled delivery created in [since, until) whose status is
  * asked for starts a new chain of attempts with a fresh budget, through the deliveries queue and its
- * delay queues like any other. Each is marked `retrying` from then on (a replay mark, not an
- * attempt) so the purge keeps it until its attempts are done.
+ * delay queues like any other. Each first gets a replay mark (not an attempt) that makes it
+ * `retrying`, so neither the purge nor a second replay takes it while the chain runs; a delivery
+ * whose message the broker did not confirm gets its previous status back and the answer is a 503.
  */
-export async function replay(deps: OperatorDeps, sub: SubscriptionRecord, request: ReplayRequest): Promise<number> {
+export async function replay(
+  deps: OperatorDeps,
+  sub: SubscriptionRecord,
+  visible: Record<string, unknown>,
+  request: ReplayRequest,
+): Promise<number> {
   if (!sub.enabled) throw disabledProblem('replay its deliveries');
   let queued = 0;
-  for await (const chunk of deps.log.walk({ webhookId: sub._id, since: request.since, until: request.until })) {
+  const walk = deps.log.walk({ webhookId: sub._id, visible, since: request.since, until: request.until });
+  for await (const chunk of walk) {
     const chosen = chunk.filter((d) => isSettled(d.status) && request.statuses.includes(d.status));
     if (chosen.length === 0) continue;
     const attempts = await deps.log.attemptsOf(chosen.map((d) => d._id));
     const at = new Date();
-    const marks: Omit<AttemptDoc, '_id'>[] = [];
-    await Promise.all(
-      chosen.map((delivery) => {
-        const offset = lastAttemptNumber(attempts.get(delivery._id) ?? []);
-        const message: DeliveryMessage = {
-          deliveryId: delivery._id,
-          webhookId: delivery.webhookId,
-          tenantId: delivery.tenantId,
-          eventId: delivery.eventId,
-          event: delivery.event,
-          attempt: 1,
-          offset,
-          payload: delivery.payload,
-        };
-        marks.push({
-          deliveryId: delivery._id,
-          webhookId: delivery.webhookId,
-          tenantId: delivery.tenantId,
-          n: offset,
-          at,
-          durationMs: 0,
-          request: { headers: '[]' },
-          response: null,
-          error: null,
-          status: 'retrying',
-          nextAttemptAt: at,
-          queued: true,
-        });
-        return publishOnce(deps, message);
-      }),
-    );
-    // After the publishes: a mark must not promise an attempt that was never queued. Its time is
-    // from before them, so it still sorts before the attempt it announces.
-    for (const mark of marks) await deps.log.insertAttempt(mark);
-    queued += chosen.length;
+    const plans = chosen.map((delivery) => {
+      const offset = lastAttemptNumber(attempts.get(delivery._id) ?? []);
+      const mark = {
+        deliveryId: delivery._id,
+        webhookId: delivery.webhookId,
+        tenantId: delivery.tenantId,
+        n: offset,
+        at,
+        durationMs: 0,
+        request: { headers: '[]' },
+        response: null,
+        error: null,
+        status: 'retrying' as DeliveryStatus,
+        nextAttemptAt: at,
+        queued: true as const,
+      };
+      const message: DeliveryMessage = {
+        deliveryId: delivery._id,
+        webhookId: delivery.webhookId,
+        tenantId: delivery.tenantId,
+        eventId: delivery.eventId,
+        event: delivery.event,
+        attempt: 1,
+        offset,
+        payload: delivery.payload,
+      };
+      return { mark, message, previous: delivery.status };
+    });
+    await deps.log.insertEntries(plans.map((p) => p.mark));
+    const published = await Promise.allSettled(plans.map((p) => publishOnce(deps, p.message)));
+    const unsent = plans.filter((_, i) => published[i]!.status === 'rejected');
+    queued += plans.length - unsent.length;
+    if (unsent.length > 0) {
+      const undoneAt = new Date();
+      await deps.log.insertEntries(
+        unsent.map((p) => ({ ...p.mark, at: undoneAt, status: p.previous, nextAttemptAt: null })),
+      );
+      throw new HttpProblem(
+        503,
+        `The message broker stopped confirming: ${queued} deliveries were queued for replay, ${unsent.length} ` +
+          'were not (they keep their status). Replaying the same window again queues only those.',
+        { type: 'broker-unavailable', headers: { 'Retry-After': '5' } },
+      );
+    }
   }
   return queued;
 }
@@ -200,7 +225,7 @@ export async function replay(deps: OperatorDeps, sub: SubscriptionRecord, reques
 /** How long a replay keeps trying to publish one delivery message before answering 503. */
 const PUBLISH_PATIENCE_MS = 2000;
 
-/** A confirmed publish to the deliveries exchange; a broker that is away is a 503, not a wait. */
+/** A confirmed publish to the deliveries exchange, tried for a while: a broker that is away is a 503, not a wait. */
 async function publishOnce(deps: OperatorDeps, message: DeliveryMessage): Promise<void> {
   const giveUpAt = Date.now() + PUBLISH_PATIENCE_MS;
   await publishDeliveryMessage(
@@ -208,10 +233,5 @@ async function publishOnce(deps: OperatorDeps, message: DeliveryMessage): Promis
     { exchange: deps.names.deliveries, routingKey: DELIVERY_KEY },
     message,
     () => Date.now() > giveUpAt,
-  ).catch(() => {
-    throw new HttpProblem(503, 'The message broker did not confirm the replay; retry later.', {
-      type: 'broker-unavailable',
-      headers: { 'Retry-After': '5' },
-    });
-  });
+  );
 }

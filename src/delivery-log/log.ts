@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Caller } from '../http/auth.js';
 import {
   deliveryView,
@@ -30,7 +31,8 @@ export function decodeCursor(text: string): Cursor | null {
     if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || typeof id !== 'string' || !DELIVERY_ID.test(id)) {
       return null;
     }
-    return { createdAt: new Date(ms), id };
+    const createdAt = new Date(ms);
+    return Number.isNaN(createdAt.getTime()) ? null : { createdAt, id };
   } catch {
     return null;
   }
@@ -38,12 +40,16 @@ export function decodeCursor(text: string): Cursor | null {
 
 export interface WalkFilter {
   webhookId: string;
+  /** Whose deliveries: DeliveryLog.visibleTo(caller). */
+  visible: Record<string, unknown>;
   /** createdAt >= since */
   since?: Date;
   /** createdAt < until */
   until?: Date;
   /** Leave the payload out (listings). */
   withoutPayload?: boolean;
+  /** Deliveries read per query (at most CHUNK): a listing's page needs no more than limit + 1. */
+  chunk?: number;
 }
 
 /** Deliveries read per query while walking. */
@@ -64,7 +70,7 @@ export class DeliveryLog {
 
   /** Which deliveries the caller may see: its tenant's, and site-scope ones only with the admin claim. */
   static visibleTo(caller: Caller): Record<string, unknown> {
-    return caller.admin ? { tenantId: caller.tenantId } : { tenantId: caller.tenantId, scope: { $ne: 'site' } };
+    return caller.admin ? { tenantId: caller.tenantId } : { tenantId: caller.tenantId, scope: 'tenant' };
   }
 
   /** One delivery with every attempt, if the caller may see it. */
@@ -92,7 +98,7 @@ export class DeliveryLog {
   async *walk(filter: WalkFilter, after: Cursor | null = null): AsyncGenerator<DeliveryRecord[]> {
     let from = after;
     for (;;) {
-      const query: Record<string, unknown> = { webhookId: filter.webhookId };
+      const query: Record<string, unknown> = { ...filter.visible, webhookId: filter.webhookId };
       const createdAt: Record<string, Date> = {};
       if (filter.since) createdAt.$gte = filter.since;
       if (filter.until) createdAt.$lt = filter.until;
@@ -100,15 +106,16 @@ export class DeliveryLog {
       if (from) {
         query.$or = [{ createdAt: { $lt: from.createdAt } }, { createdAt: from.createdAt, _id: { $lt: from.id } }];
       }
+      const size = Math.min(CHUNK, filter.chunk ?? CHUNK);
       const docs = await this.deliveries
         .find(query, filter.withoutPayload ? { payload: 0 } : {})
         .sort({ createdAt: -1, _id: -1 })
-        .limit(CHUNK)
+        .limit(size)
         .lean<DeliveryDoc[]>();
       if (docs.length === 0) return;
       const attempts = await this.attemptsOf(docs.map((d) => d._id));
       yield docs.map((d) => deliveryView({ ...d, payload: d.payload ?? '' }, attempts.get(d._id) ?? []));
-      if (docs.length < CHUNK) return;
+      if (docs.length < size) return;
       const last = docs.at(-1)!;
       from = { createdAt: new Date(last.createdAt), id: last._id };
     }
@@ -122,12 +129,33 @@ export class DeliveryLog {
     return { deliveries: deleted.deletedCount, attempts: attempts.deletedCount };
   }
 
-  /** Stores one attempt (an insert, like every attempt: see AttemptDoc). */
-  async insertAttempt(doc: Omit<AttemptDoc, '_id'>): Promise<AttemptDoc> {
-    const stored = { ...doc, _id: `${doc.deliveryId}.${doc.n}.${randomBytes(4).toString('hex')}` };
-    await this.attempts.collection.insertOne(stored as never);
-    return stored;
+  /**
+   * Stores attempts or replay marks (inserts, like every attempt: see AttemptDoc). Tried three
+   * times: the database may refuse a write for a moment while another process writes.
+   */
+  async insertEntries(entries: readonly Omit<AttemptDoc, '_id'>[]): Promise<AttemptDoc[]> {
+    const docs = entries.map((e) => ({ ...e, _id: `${e.deliveryId}.${e.n}.${randomBytes(4).toString('hex')}` }));
+    if (docs.length === 0) return docs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.attempts.collection.insertMany(docs as never[], { ordered: false });
+        return docs;
+      } catch (error) {
+        const codes = writeErrorCodes(error);
+        // A retried insert may find its documents already written by the failed try.
+        if (codes.length > 0 && codes.every((code) => code === DUPLICATE_KEY)) return docs;
+        if (attempt === 3) throw error;
+        await sleep(attempt * 200);
+      }
+    }
   }
+}
+
+const DUPLICATE_KEY = 11000;
+
+function writeErrorCodes(error: unknown): number[] {
+  const { writeErrors } = error as { writeErrors?: { code: number }[] | { code: number } };
+  return writeErrors === undefined ? [] : (Array.isArray(writeErrors) ? writeErrors : [writeErrors]).map((e) => e.code);
 }
 
 /** The highest attempt number so far (replay marks included), 0 for none. */

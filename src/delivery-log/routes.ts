@@ -7,7 +7,7 @@ import { HttpProblem, notFound, validationProblem, type FieldError } from '../ht
 import { parseOrThrow } from '../http/validation.js';
 import { findVisible } from '../webhooks/access.js';
 import { replay, retryNow, sendTest, TEST_EVENT, type OperatorDeps } from './actions.js';
-import { decodeCursor, encodeCursor, type Cursor } from './log.js';
+import { decodeCursor, DeliveryLog, encodeCursor, type Cursor } from './log.js';
 import { attemptResponse, deliveryResponse, deliverySummary } from './views.js';
 
 const STATUSES = ['pending', 'retrying', 'success', 'failed'] as const;
@@ -74,7 +74,16 @@ export function deliveryLogRoutes(deps: OperatorDeps): Router {
     let resume: Cursor | null = null;
     let more = false;
     let examined = 0;
-    walk: for await (const chunk of log.walk({ webhookId: sub._id, withoutPayload: true }, after)) {
+    walk: for await (const chunk of log.walk(
+      {
+        webhookId: sub._id,
+        visible: DeliveryLog.visibleTo(callerOf(req)),
+        withoutPayload: true,
+        // Unfiltered, a page and the one after it are all a listing reads.
+        chunk: status === undefined ? limit + 1 : undefined,
+      },
+      after,
+    )) {
       for (const delivery of chunk) {
         examined++;
         const full = items.length === limit;
@@ -108,7 +117,12 @@ export function deliveryLogRoutes(deps: OperatorDeps): Router {
     if (errors.length > 0) throw validationProblem(errors);
     const sub = await loadSubscription(req);
     const wanted = status === undefined ? SETTLED : [status];
-    for await (const chunk of log.walk({ webhookId: sub._id, until: before, withoutPayload: true })) {
+    for await (const chunk of log.walk({
+      webhookId: sub._id,
+      visible: DeliveryLog.visibleTo(callerOf(req)),
+      until: before,
+      withoutPayload: true,
+    })) {
       // Pending and retrying deliveries are kept: their next attempt would record into a deleted delivery.
       await log.remove(chunk.filter((d) => (wanted as readonly string[]).includes(d.status)).map((d) => d._id));
     }
@@ -136,7 +150,7 @@ export function deliveryLogRoutes(deps: OperatorDeps): Router {
     const statuses: DeliveryStatus[] =
       input.status === undefined ? [...SETTLED] : Array.isArray(input.status) ? input.status : [input.status];
     const sub = await loadSubscription(req);
-    const queued = await replay(deps, sub, { since, until, statuses });
+    const queued = await replay(deps, sub, DeliveryLog.visibleTo(callerOf(req)), { since, until, statuses });
     res.status(202).json({ queued });
   });
 

@@ -67,6 +67,7 @@ export class Deliverer {
   private async deliver(delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
     const { config, cache, store, sender, metrics } = this.options;
     const n = (delivery.offset ?? 0) + delivery.attempt;
+    if (await this.moot(delivery)) return;
     const subscription = await cache.get(delivery.webhookId);
     if (!subscription || !subscription.record.enabled) {
       const why = subscription ? 'disabled' : 'deleted';
@@ -133,6 +134,27 @@ export class Deliverer {
     });
     if (delay !== null) await this.publishAfter(delay, { ...delivery, attempt: delivery.attempt + 1 }, abandoned);
     if (gone) await this.disable(record._id);
+  }
+
+  /**
+   * A scheduled attempt (a retry, or a replay's chain) that no longer has a purpose: an operator's
+   * retry succeeded meanwhile (an attempt numbered after the chain began), or the delivery was
+   * deleted (by an operator or the purge, which only delete settled deliveries). It is dropped
+   * without an attempt or a record. A chain's first attempt is never moot: nothing can have
+   * happened to its delivery before it.
+   */
+  private async moot(delivery: DeliveryMessage): Promise<boolean> {
+    const offset = delivery.offset ?? 0;
+    if (delivery.attempt === 1 && offset === 0) return false;
+    const entries = await this.options.store.attemptsSoFar(delivery.deliveryId);
+    const why =
+      entries.length === 0
+        ? 'the delivery was deleted'
+        : entries.some((e) => !e.queued && e.status === 'success' && e.n > offset)
+          ? 'the delivery succeeded meanwhile'
+          : null;
+    if (why) this.options.logger.info({ deliveryId: delivery.deliveryId, why }, 'scheduled attempt dropped');
+    return why !== null;
   }
 
   /** Puts a delivery message on the delay queue for `ms`; it comes back to the deliveries queue after. */

@@ -95,19 +95,33 @@ export function attemptDoc(
 
 const pairs = (text: string) => JSON.parse(text) as HeaderPair[];
 
-/**
- * Attempts in the order they happened. A retry made by an operator, or a replay, can happen while
- * an earlier chain still has attempts to come, so time orders them, not the attempt number.
- */
+/** Attempts in the order they started (how the log lists them). */
 export const chronologically = (a: Pick<AttemptDoc, 'at' | 'n'>, b: Pick<AttemptDoc, 'at' | 'n'>) =>
   new Date(a.at).getTime() - new Date(b.at).getTime() || a.n - b.n;
 
-/** The status a delivery has now: its latest attempt's (or replay's), else `pending`. */
-export function currentStatus(attempts: readonly Pick<AttemptDoc, 'at' | 'n' | 'status'>[]): DeliveryStatus {
-  let latest: Pick<AttemptDoc, 'at' | 'n' | 'status'> | undefined;
-  for (const attempt of attempts) if (!latest || chronologically(latest, attempt) <= 0) latest = attempt;
-  return latest?.status ?? 'pending';
+type Entry = Pick<AttemptDoc, 'at' | 'n' | 'status' | 'durationMs' | 'queued'>;
+
+const finishedAt = (e: Entry) => new Date(e.at).getTime() + e.durationMs;
+
+/**
+ * The entry that decides a delivery's state: of the attempts, the one that finished last (a
+ * retry made by an operator or a replay can overlap a chain whose attempt started earlier and is
+ * still running, and its record is what happened last). A replay mark counts until an attempt of
+ * the chain it announced (numbered above it) is recorded, whatever the clocks of the processes
+ * that wrote them say.
+ */
+export function latestEntry<T extends Entry>(entries: readonly T[]): T | undefined {
+  const topAttempt = Math.max(0, ...entries.filter((e) => !e.queued).map((e) => e.n));
+  let latest: T | undefined;
+  for (const entry of entries) {
+    if (entry.queued && topAttempt > entry.n) continue;
+    if (!latest || (finishedAt(entry) - finishedAt(latest) || entry.n - latest.n) >= 0) latest = entry;
+  }
+  return latest;
 }
+
+/** The status a delivery has now: its latest entry's, else `pending` (no attempt yet). */
+export const currentStatus = (entries: readonly Entry[]): DeliveryStatus => latestEntry(entries)?.status ?? 'pending';
 
 /** Pending and retrying deliveries still have an attempt to come: the purge keeps them. */
 export const isSettled = (status: DeliveryStatus) => status === 'success' || status === 'failed';
@@ -115,7 +129,7 @@ export const isSettled = (status: DeliveryStatus) => status === 'success' || sta
 /** The delivery as the API and the tests see it: the stored document with its attempts folded in. */
 export function deliveryView(delivery: DeliveryDoc, attempts: readonly AttemptDoc[]): DeliveryRecord {
   const ordered = [...attempts].sort(chronologically);
-  const latest = ordered.at(-1);
+  const latest = latestEntry(attempts);
   return {
     ...delivery,
     status: latest?.status ?? delivery.status,
@@ -151,13 +165,12 @@ const schema = new Schema<DeliveryDoc>(
   },
   { collection: 'deliveries', versionKey: false, minimize: false },
 );
-// Every query of the delivery log has an index (test/integration/indexes.test.ts):
-// a subscription's deliveries newest first, with `_id` breaking ties for the cursor (listing,
-// status filters, replay, bulk delete, the purge's per-subscription limit), and by age (the
-// purge's age limit). No index on `status`: the stored one stays `pending`; the current one is the
-// latest attempt's, read through the attempts' `deliveryId` index.
+// Every query of the delivery log has an index (test/integration/indexes.test.ts): a
+// subscription's deliveries newest first, with `_id` breaking ties for the cursor (listing,
+// status filters, replay, bulk delete, and the purge's walk over all subscriptions). No index on
+// `status`: the stored one stays `pending`; the current one is the latest attempt's, read through
+// the attempts' `deliveryId` index.
 schema.index({ webhookId: 1, createdAt: -1, _id: -1 });
-schema.index({ createdAt: 1 });
 
 export const deliveryModel = (connection: Connection) => connection.model<DeliveryDoc>('Delivery', schema);
 export type DeliveryModel = ReturnType<typeof deliveryModel>;

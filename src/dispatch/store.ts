@@ -11,13 +11,16 @@ import {
   type DeliveryModel,
   type DeliveryStatus,
 } from './deliveries.js';
-import { untilDone } from './work.js';
+import { Batcher, untilDone } from './work.js';
 
 const DUPLICATE_KEY = 11000;
 /** Writes taken into one insertMany pair at most (a backlog is written in slices this big). */
 const MAX_BATCH = 1000;
 
 type Waiter<T> = { resolve(value: T): void; reject(error: Error): void };
+
+/** What a delivery's state is folded from (see latestEntry). */
+export type Entry = Pick<AttemptDoc, 'n' | 'at' | 'durationMs' | 'status' | 'queued'>;
 
 type Pending =
   | ({ kind: 'deliveries'; docs: DeliveryDoc[] } & Waiter<Map<string, DeliveryStatus>>)
@@ -147,13 +150,42 @@ export class DeliveryStore {
 
   /** Each existing delivery's status: that of its latest attempt, else `pending`. */
   private async statusOf(ids: string[]): Promise<Map<string, DeliveryStatus>> {
-    const byDelivery = new Map<string, Pick<AttemptDoc, 'at' | 'n' | 'status'>[]>(ids.map((id) => [id, []]));
-    const attempts = await this.attempts
-      .find({ deliveryId: { $in: ids } }, { projection: { deliveryId: 1, n: 1, at: 1, status: 1 } })
-      .toArray();
-    for (const attempt of attempts) byDelivery.get(attempt.deliveryId)?.push(attempt);
-    return new Map([...byDelivery].map(([id, list]) => [id, currentStatus(list)]));
+    const entries = await this.entriesOf(ids);
+    return new Map([...entries].map(([id, list]) => [id, currentStatus(list)]));
   }
+
+  /** The attempts and replay marks of these deliveries (what their state is folded from), by id. */
+  private async entriesOf(ids: readonly string[]): Promise<Map<string, Entry[]>> {
+    const byDelivery = new Map<string, Entry[]>(ids.map((id) => [id, []]));
+    const found = await this.attempts
+      .find(
+        { deliveryId: { $in: [...ids] } },
+        { projection: { deliveryId: 1, n: 1, at: 1, durationMs: 1, status: 1, queued: 1 } },
+      )
+      .toArray();
+    for (const entry of found) byDelivery.get(entry.deliveryId)?.push(entry);
+    return byDelivery;
+  }
+
+  /**
+   * A delivery's attempts so far, read for many deliveries at once: the deliveries a turn of the
+   * event loop asks about share one query (retries arrive in bursts after an outage).
+   */
+  attemptsSoFar(deliveryId: string): Promise<Entry[]> {
+    return new Promise((resolve, reject) => this.reads.push({ deliveryId, resolve, reject }));
+  }
+
+  private readonly reads = new Batcher<{ deliveryId: string } & Waiter<Entry[]>>((batch) => {
+    const ids = [...new Set(batch.map((r) => r.deliveryId))];
+    untilDone(
+      () => this.entriesOf(ids),
+      this.stopped,
+      (error, retryInMs) => this.logger.warn({ err: error.message, retryInMs }, 'could not read delivery attempts'),
+    ).then(
+      (entries) => batch.forEach((r) => r.resolve(entries.get(r.deliveryId) ?? [])),
+      (error: Error) => batch.forEach((r) => r.reject(error)),
+    );
+  });
 }
 
 /** The indexes of the documents refused as duplicates; rethrows any other failure. */

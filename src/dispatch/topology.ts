@@ -55,7 +55,9 @@ export function dispatchTopology(
   const deliveries = deliveryTopology(names, schedule);
   return async (channel) => {
     await channel.assertQueue(names.fanOutQueue, { durable: true });
-    for (const { exchange, bindingKey } of bindings) {
+    // Its own events exchange always (POST /api/events publishes there, whatever the prefix), and
+    // whatever DISPATCH_BINDINGS names (by default also `hookbus.events:#`: the same binding).
+    for (const { exchange, bindingKey } of [{ exchange: names.events, bindingKey: '#' }, ...bindings]) {
       await channel.assertExchange(exchange, 'topic', { durable: true });
       await channel.bindQueue(names.fanOutQueue, exchange, bindingKey);
     }

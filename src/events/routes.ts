@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { PublishError, type ConfirmPublisher } from '../bus/publisher.js';
+import { ConfirmPublisher, PublishError } from '../bus/publisher.js';
 import type { Config } from '../config/index.js';
 import { newEventId, type Envelope } from '../envelope.js';
 import { callerOf, requireCaller } from '../http/auth.js';
@@ -11,7 +11,14 @@ import { parseOrThrow } from '../http/validation.js';
 export const EVENT_NAME = /^([A-Za-z0-9_-]{1,64}\.){0,7}[A-Za-z0-9_-]{1,64}$/;
 
 const eventInput = z.strictObject({
-  event: z.string().regex(EVENT_NAME, 'must be an event name: words of letters, digits, _ or - joined by dots'),
+  event: z
+    .string()
+    .regex(EVENT_NAME, 'must be an event name: words of letters, digits, _ or - joined by dots')
+    // It is the routing key, which AMQP caps; a longer one would not be published.
+    .max(
+      ConfirmPublisher.MAX_ROUTING_KEY_BYTES,
+      `must be at most ${ConfirmPublisher.MAX_ROUTING_KEY_BYTES} characters`,
+    ),
   data: z.unknown().refine((value) => value !== undefined, 'is required'),
   resourceKey: z.string().min(1).max(1024, 'must be at most 1024 characters').nullable().optional(),
 });

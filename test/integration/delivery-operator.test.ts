@@ -266,7 +266,73 @@ describe('operator calls: retry, test send, replay, emit (DELIVERY_RETRY_SCHEDUL
     expect(res.type).toMatch(/^application\/problem\+json/);
     expect(errorPaths(res.body)).toEqual(['data', 'event', 'extra', 'resourceKey']);
     expect((await call(tenant, 'POST', '/api/events', '[1')).status).toBe(400);
+    // An exact name, but longer than a routing key may be.
+    const long = Array.from({ length: 5 }, () => 'w'.repeat(60)).join('.');
+    const tooLong = await call(tenant, 'POST', '/api/events', { event: long, data: 1 });
+    expect(tooLong.status).toBe(400);
+    expect(errorPaths(tooLong.body)).toEqual(['event']);
     const anonymous = await fetch(`${app.url}/api/events`, { method: 'POST', body: '{}' });
     expect(anonymous.status).toBe(401);
+  });
+});
+
+describe('a retry made by an operator while a scheduled one waits (DELIVERY_RETRY_SCHEDULE=2s)', () => {
+  let app: App;
+  let bus: BusClient;
+  let receiver: Receiver;
+  let up = false;
+
+  beforeAll(async () => {
+    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '2s', DELIVERY_TIMEOUT_MS: '2000' });
+    await waitReady(app);
+    bus = await BusClient.open();
+    receiver = await Receiver.start(() => ({ status: up ? 200 : 500 }));
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await bus?.close();
+    await receiver?.close();
+  });
+
+  it('When it succeeds, or the delivery is then deleted, then the scheduled attempt is dropped when it comes due', async () => {
+    const tenant = uniqueName('t');
+    const sub = await subscribe(app, tenant, { url: receiver.url, events: ['early.bird'] });
+    const [kept, removed] = [uniqueName('kept'), uniqueName('removed')];
+    for (const id of [kept, removed]) {
+      await bus.publish(
+        app.config.inbound.exchange,
+        'x',
+        JSON.stringify(envelope({ id, tenantId: tenant, event: 'early.bird' })),
+      );
+    }
+    const waiting = await eventually(
+      async () => {
+        const found = await deliveries(app, { webhookId: sub.id });
+        return found.length === 2 && found.every((d) => d.status === 'retrying') ? found : undefined;
+      },
+      10_000,
+      'two deliveries waiting for their retry',
+    );
+    const idOf = (eventId: string) => waiting.find((d) => d.eventId === eventId)!._id;
+
+    up = true;
+    const retried = await callApi<DeliveryBody>(app, tenant, 'POST', `/api/deliveries/${idOf(kept)}/retry`);
+    expect(retried.body).toMatchObject({ status: 'success', nextAttemptAt: null });
+    expect(
+      (await callApi<DeliveryBody>(app, tenant, 'POST', `/api/deliveries/${idOf(removed)}/retry`)).body.status,
+    ).toBe('success');
+    expect((await callApi(app, tenant, 'DELETE', `/api/deliveries/${idOf(removed)}`)).status).toBe(204);
+
+    // Past the 2 s the scheduled retries waited: each was dropped, not sent.
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    const sent = (id: string) => receiver.requests.filter((r) => r.headers['webhook-id'] === id).length;
+    expect(sent(idOf(kept))).toBe(2);
+    expect(sent(idOf(removed))).toBe(2);
+    const [after] = await deliveries(app, { webhookId: sub.id });
+    expect(after).toMatchObject({ _id: idOf(kept), status: 'success' });
+    expect(after!.attempts.map((a) => a.n)).toEqual([1, 2]);
+    expect(await app.db!.connection.collection('delivery_attempts').countDocuments({ deliveryId: idOf(removed) })).toBe(
+      0,
+    );
   });
 });

@@ -30,8 +30,8 @@ export function testEnv(overrides: Record<string, string> = {}): NodeJS.ProcessE
     MONGODB_URI: mongoUri(),
     AMQP_URL,
     INBOUND_EXCHANGE: inbound,
-    // The inbound exchange, and the events exchange of POST /api/events (named after the prefix).
-    DISPATCH_BINDINGS: `${inbound}:#,${prefix}.events:#`,
+    // The dispatcher also binds its own `<prefix>.events` exchange (POST /api/events) by itself.
+    DISPATCH_BINDINGS: `${inbound}:#`,
     DISPATCH_QUEUE_PREFIX: prefix,
     ...overrides,
   };
