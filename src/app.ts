@@ -61,7 +61,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     check: async () => bus.isReady() && (publisher?.isReady() ?? false),
   };
   const dependencies = [db, rabbitmq].filter((d): d is Dependency => d !== undefined);
-  const metrics = createMetrics(dependencies);
+  const metrics = createMetrics(dependencies, config.delivery.timeoutMs);
 
   const ctx = { config, logger, metrics, db, bus, publisher, control } as RoleContext;
   const running: RunningRole[] = [];

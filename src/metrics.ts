@@ -2,11 +2,19 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { checkAll, type Dependency } from './health.js';
 
 /** Every hookbus metric, defined in one place (SPEC §6: the names are a public contract). */
-/** `dependencies` are the ones this process's roles need; each is checked at every scrape. */
-export function createMetrics(dependencies: readonly Dependency[]) {
+/**
+ * `dependencies` are the ones this process's roles need; each is checked at every scrape.
+ * `attemptTimeoutMs` (DELIVERY_TIMEOUT_MS) is the attempt histogram's last finite bucket.
+ */
+export function createMetrics(dependencies: readonly Dependency[], attemptTimeoutMs = 10_000) {
   const registry = new Registry();
   let retryBacklog: (() => Promise<number>) | undefined;
   collectDefaultMetrics({ register: registry });
+  // Gauges that prom-client names like counters (promtool check metrics flags them); each is the
+  // sum of its per-type gauge (nodejs_active_handles{type} and the like), which stays.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
 
   const metrics = {
     registry,
@@ -32,7 +40,8 @@ export function createMetrics(dependencies: readonly Dependency[]) {
     inboundPublishDuration: new Histogram({
       name: 'hookbus_inbound_publish_duration_seconds',
       help: "Time from publishing an inbound webhook to the broker's confirm.",
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      // A confirm on a healthy broker takes well under a millisecond; a struggling one, seconds.
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
     dispatchMessages: new Counter({
@@ -51,7 +60,7 @@ export function createMetrics(dependencies: readonly Dependency[]) {
       name: 'hookbus_delivery_attempt_duration_seconds',
       help: 'Time from starting a delivery attempt to its response (or its error), by outcome.',
       labelNames: ['outcome'] as const,
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      buckets: attemptBuckets(attemptTimeoutMs),
       registers: [registry],
     }),
     deliveriesInFlight: new Gauge({
@@ -88,6 +97,13 @@ export function createMetrics(dependencies: readonly Dependency[]) {
   for (const outcome of DISPATCH_OUTCOMES) metrics.dispatchMessages.inc({ outcome }, 0);
   for (const outcome of ATTEMPT_OUTCOMES) metrics.deliveryAttempts.inc({ outcome }, 0);
   return metrics;
+}
+
+/** Attempt durations: from a fast local receiver up to the timeout, which ends every attempt. */
+export function attemptBuckets(timeoutMs: number): number[] {
+  const timeout = timeoutMs / 1000;
+  const steps = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+  return [...steps.filter((b) => b < timeout), timeout];
 }
 
 export const INBOUND_OUTCOMES = [
