@@ -1,55 +1,38 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { deliveryIdOf } from '../../src/dispatch/deliveries.js';
-import { startTestApp, waitReady } from '../support/app.js';
-import { BusClient, deliveries, envelope, subscribe, type Subscription } from '../support/dispatch.js';
+import {
+  type BusClient,
+  deliveries,
+  dispatchSuite,
+  envelope,
+  subscribe,
+  type Subscription,
+} from '../support/dispatch.js';
 import { uniqueName } from '../support/env.js';
 import { callApi, errorPaths, type DeliveryBody, type ListBody, type ProblemBody } from '../support/api.js';
 import { Receiver } from '../support/receiver.js';
 import { eventually } from '../support/wait.js';
 
 describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', () => {
+  const suite = dispatchSuite({ DELIVERY_RETRY_SCHEDULE: '100ms', DELIVERY_TIMEOUT_MS: '2000' });
   let app: App;
   let bus: BusClient;
-  const receivers: Receiver[] = [];
+  beforeAll(() => ({ app, bus } = suite));
+  /** Publishes envelopes for `tenant` and waits until all of `sub`'s deliveries are settled. */
+  const publish = async (tenant: string, sub: Subscription, events: { id: string; event: string }[]) =>
+    suite.settle(tenant, sub, events, (await deliveries(app, { webhookId: sub.id })).length + events.length);
 
   const api = <T = ProblemBody>(tenant: string, method: string, path: string, claims: Record<string, unknown> = {}) =>
     callApi<T>(app, tenant, method, path, { claims });
   const list = (tenant: string, path: string) => api<ListBody>(tenant, 'GET', path);
   const eventIds = (page: ListBody) => page.items.map((d) => d.eventId);
 
-  /** Publishes envelopes for `tenant` and waits until every delivery for `sub` is settled. */
-  async function publish(tenant: string, sub: Subscription, events: { id: string; event: string }[]) {
-    for (const e of events) {
-      await bus.publish(app.config.inbound.exchange, 'x', JSON.stringify(envelope({ tenantId: tenant, ...e })));
-    }
-    await eventually(
-      async () => {
-        const found = await deliveries(app, { webhookId: sub.id });
-        return found.length >= events.length && found.every((d) => ['success', 'failed'].includes(d.status));
-      },
-      20_000,
-      'deliveries settled',
-    );
-  }
-
-  beforeAll(async () => {
-    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '100ms', DELIVERY_TIMEOUT_MS: '2000' });
-    await waitReady(app);
-    bus = await BusClient.open();
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await bus?.close();
-    for (const receiver of receivers) await receiver.close();
-  });
-
   it('When deliveries are listed, then they come newest first, filtered by status, and the cursor stays right while new ones arrive', async () => {
     // Odd-numbered events fail (500 on both attempts), even ones succeed.
-    const receiver = await Receiver.start((req) =>
+    const receiver = await suite.receiver((req) =>
       /"n":\d*[13579]}/.test(req.body) ? { status: 500, body: 'nope' } : { status: 200 },
     );
-    receivers.push(receiver);
     const tenant = uniqueName('t');
     const sub = await subscribe(app, tenant, { url: receiver.url, events: ['log.*'] });
     const ids = Array.from({ length: 8 }, (_, n) => uniqueName(`evt${n}`));
@@ -118,12 +101,11 @@ describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', (
 
   it('When a delivery is read, then it has every attempt with redacted request headers, the response and the error', async () => {
     const big = 'x'.repeat(70 * 1024);
-    const receiver = await Receiver.start((_req, count) =>
+    const receiver = await suite.receiver((_req, count) =>
       count === 1
         ? { status: 503, headers: { 'x-reason': 'maintenance', 'set-cookie': 'a=1' }, body: big }
         : { status: 204 },
     );
-    receivers.push(receiver);
     const tenant = uniqueName('t');
     const sub = await subscribe(app, tenant, {
       url: receiver.url,
@@ -190,8 +172,7 @@ describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', (
   });
 
   it('When a site-scope subscription has deliveries, then only admins see them', async () => {
-    const receiver = await Receiver.start();
-    receivers.push(receiver);
+    const receiver = await suite.receiver();
     const admin = uniqueName('t');
     const sub = await subscribe(
       app,
@@ -229,10 +210,9 @@ describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', (
   });
 
   it('When deliveries are deleted, one or by status and date, then they and their attempts are gone and unsettled ones stay', async () => {
-    const receiver = await Receiver.start((req) =>
+    const receiver = await suite.receiver((req) =>
       req.body.includes('"del.fail"') ? { status: 500 } : { status: 200 },
     );
-    receivers.push(receiver);
     const tenant = uniqueName('t');
     const sub = await subscribe(app, tenant, { url: receiver.url, events: ['del.*'] });
     const ok1 = uniqueName('ok');

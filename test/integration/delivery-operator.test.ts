@@ -2,53 +2,27 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { metricValue, startTestApp, waitReady } from '../support/app.js';
-import { BusClient, deliveries, envelope, subscribe, type Subscription } from '../support/dispatch.js';
+import { BusClient, deliveries, dispatchSuite, envelope, subscribe, type Subscription } from '../support/dispatch.js';
 import { uniqueName } from '../support/env.js';
 import { callApi, errorPaths, type DeliveryBody, type ProblemBody, type TestSendBody } from '../support/api.js';
 import { Receiver, type Responder } from '../support/receiver.js';
 import { eventually } from '../support/wait.js';
 
 describe('operator calls: retry, test send, replay, emit (DELIVERY_RETRY_SCHEDULE=100ms)', () => {
+  const suite = dispatchSuite({ DELIVERY_RETRY_SCHEDULE: '100ms', DELIVERY_TIMEOUT_MS: '2000' });
   let app: App;
-  let bus: BusClient;
-  const receivers: Receiver[] = [];
+  beforeAll(() => ({ app } = suite));
+  const receiverWith = (respond: Responder) => suite.receiver(respond);
+  /** Publishes one envelope per id and waits until each of `sub`'s deliveries is settled. */
+  const settle = (tenant: string, sub: Subscription, ids: string[], event: string) =>
+    suite.settle(
+      tenant,
+      sub,
+      ids.map((id) => ({ id, event })),
+    );
 
   const call = <T = ProblemBody>(tenant: string, method: string, path: string, body?: unknown) =>
     callApi<T>(app, tenant, method, path, { body });
-
-  async function receiverWith(respond: Responder) {
-    const receiver = await Receiver.start(respond);
-    receivers.push(receiver);
-    return receiver;
-  }
-
-  /** Publishes one envelope per id and waits until each of `sub`'s deliveries is settled. */
-  async function settle(tenant: string, sub: Subscription, ids: string[], event: string) {
-    for (const id of ids) {
-      await bus.publish(app.config.inbound.exchange, 'x', JSON.stringify(envelope({ id, tenantId: tenant, event })));
-    }
-    return eventually(
-      async () => {
-        const found = await deliveries(app, { webhookId: sub.id });
-        return found.length === ids.length && found.every((d) => ['success', 'failed'].includes(d.status))
-          ? found
-          : undefined;
-      },
-      20_000,
-      'settled deliveries',
-    );
-  }
-
-  beforeAll(async () => {
-    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '100ms', DELIVERY_TIMEOUT_MS: '2000' });
-    await waitReady(app);
-    bus = await BusClient.open();
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await bus?.close();
-    for (const receiver of receivers) await receiver.close();
-  });
 
   it('When a failed delivery is retried, then one attempt is made now and recorded on the same delivery', async () => {
     let healthy = false;

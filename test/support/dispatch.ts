@@ -1,9 +1,12 @@
 import amqp from 'amqplib';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import type { App } from '../../src/app.js';
 import { deliveryView, type AttemptDoc, type DeliveryDoc, type DeliveryRecord } from '../../src/dispatch/deliveries.js';
+import { startTestApp, waitReady } from './app.js';
 import { AMQP_URL } from './env.js';
 import { bearer } from './jwt.js';
+import { Receiver, type Responder } from './receiver.js';
+import { eventually } from './wait.js';
 
 export type Subscription = Record<string, unknown> & { id: string; secret: string };
 
@@ -86,4 +89,58 @@ export function envelope(fields: {
     headers: {},
     data: fields.data ?? { hello: 'world' },
   };
+}
+
+/**
+ * An in-process hookbus (all roles; `overrides` on the test environment), a bus client, and the
+ * receivers the tests start: up before the enclosing describe's tests, all stopped after them.
+ */
+export function dispatchSuite(overrides: Record<string, string>) {
+  const receivers: Receiver[] = [];
+  const suite = {
+    app: undefined as unknown as App,
+    bus: undefined as unknown as BusClient,
+    /** A receiver answering as told; closed after the suite. */
+    async receiver(respond?: Responder): Promise<Receiver> {
+      const receiver = await Receiver.start(respond);
+      receivers.push(receiver);
+      return receiver;
+    },
+    /**
+     * Publishes one envelope per event for `tenant` on the inbound exchange, then waits until
+     * `sub` has `total` deliveries, all settled; answers them oldest first.
+     */
+    async settle(
+      tenant: string,
+      sub: Subscription,
+      events: { id: string; event: string; data?: unknown }[],
+      total = events.length,
+    ): Promise<DeliveryRecord[]> {
+      for (const e of events) {
+        const message = JSON.stringify(envelope({ tenantId: tenant, ...e }));
+        await suite.bus.publish(suite.app.config.inbound.exchange, 'x', message);
+      }
+      return eventually(
+        async () => {
+          const found = await deliveries(suite.app, { webhookId: sub.id });
+          return found.length === total && found.every((d) => d.status === 'success' || d.status === 'failed')
+            ? found
+            : undefined;
+        },
+        20_000,
+        `${total} settled deliveries`,
+      );
+    },
+  };
+  beforeAll(async () => {
+    suite.app = await startTestApp(overrides);
+    await waitReady(suite.app);
+    suite.bus = await BusClient.open();
+  });
+  afterAll(async () => {
+    await suite.app?.stop();
+    await suite.bus?.close();
+    for (const receiver of receivers) await receiver.close();
+  });
+  return suite;
 }
