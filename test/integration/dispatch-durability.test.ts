@@ -179,10 +179,11 @@ describe('a hanging endpoint does not starve the others (DELIVERY_MAX_IN_FLIGHT_
       );
     }
     await bus.channel.waitForConfirms();
-    await healthy.waitFor(20, 5000);
+    await healthy.waitFor(20, 10_000);
     const tookMs = Date.now() - started;
     // The hanging attempts time out after 20 s: the healthy deliveries did not wait for them.
-    expect(tookMs).toBeLessThan(5000);
+    // (Half that, not less: this machine's two cores also run the broker and the database.)
+    expect(tookMs).toBeLessThan(10_000);
     expect(hanging.requests).toHaveLength(4);
   });
 });

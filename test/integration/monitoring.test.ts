@@ -29,10 +29,11 @@ const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
 const panelQueries = dashboard.panels.flatMap((p) =>
   (p.targets ?? []).map((t) => ({
     panel: p.title,
-    expr: t.expr.replaceAll('$instance', '.*').replaceAll('$__rate_interval', '20s'),
+    expr: t.expr.replaceAll('$instance', '.*').replaceAll('$__rate_interval', '1m'),
   })),
 );
-const ruleExprs = [...readFileSync(RULES, 'utf8').matchAll(/^\s+expr: (>-\n)?([\s\S]*?)\n\s+for:/gm)].map((m) =>
+/** Each rule's `expr`: its value up to the next key of the rule (`for:`, `labels:`, ...). */
+const ruleExprs = [...readFileSync(RULES, 'utf8').matchAll(/^( +)expr: (?:>-\n)?([\s\S]*?)(?=\n\1\w+:)/gm)].map((m) =>
   m[2]!.replace(/\s+/g, ' ').trim(),
 );
 
@@ -70,21 +71,33 @@ describe("monitoring, checked by Prometheus's own tools against a running hookbu
     return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
   };
 
+  /** How many times Prometheus has scraped hookbus in the last minute. */
+  const scrapes = async () => {
+    const up = await query('count_over_time(up{job="hookbus"}[1m])').catch(() => undefined);
+    return Number((up?.data?.result[0] as { value?: [number, string] } | undefined)?.value?.[1] ?? 0);
+  };
+
   beforeAll(async () => {
     await requireTool('promtool');
     await requireTool('prometheus');
     app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '100ms', DELIVERY_TIMEOUT_MS: '2000' });
     await waitReady(app);
-
-    // A little traffic through every stage: inbound published and refused, deliveries that
-    // succeed and that fail, an API call.
     receiver = await Receiver.start((req) => (req.body.includes('"fail"') ? { status: 500 } : { status: 200 }));
     await subscribe(app, tenant, { url: receiver.url, events: ['github.*'] });
     hook = await createHook(app, tenant, { datasource: 'github', event: 'push' });
-    for (let i = 0; i < 5; i++) await postInbound(app, hook, JSON.stringify({ n: i, result: i === 0 ? 'fail' : 'ok' }));
-    await postInbound(app, { ...hook, token: 'nope' }, '{}');
-    await fetch(`${app.url}/api/webhooks`, { headers: bearer(tenant) });
-    await eventually(() => receiver.requests.length >= 6, 15_000, 'deliveries to arrive');
+    // A little traffic through every stage: inbound published and refused, deliveries that
+    // succeed, retry and fail, an API call.
+    const traffic = async (round: number) => {
+      for (let i = 0; i < 5; i++) {
+        await postInbound(app, hook, JSON.stringify({ n: i, result: i === 0 ? 'fail' : 'ok' }));
+      }
+      await postInbound(app, { ...hook, token: 'nope' }, '{}');
+      await fetch(`${app.url}/api/webhooks`, { headers: bearer(tenant) });
+      await eventually(() => receiver.requests.length >= 6 * round, 15_000, 'deliveries to arrive');
+    };
+    // Once before Prometheus starts, so that every labelled series exists before its first scrape
+    // (a series that appears with its first increment has no rate yet), and once between scrapes.
+    await traffic(1);
 
     dir = mkdtempSync(join(tmpdir(), 'hookbus-prometheus-'));
     const port = await freePort();
@@ -108,21 +121,22 @@ describe("monitoring, checked by Prometheus's own tools against a running hookbu
       ],
       { stdio: 'ignore' },
     );
-    // Enough scrapes for rates over 20 s windows.
-    await eventually(
-      async () => {
-        const up = await query('count_over_time(up{job="hookbus"}[1m])').catch(() => undefined);
-        const samples = Number((up?.data?.result[0] as { value?: [number, string] } | undefined)?.value?.[1] ?? 0);
-        return samples >= 6;
-      },
-      30_000,
-      'Prometheus to scrape hookbus six times',
-    );
+    // Scraped before the traffic, so every rate starts from a sample taken before it.
+    await eventually(async () => (await scrapes()) >= 2, 30_000, 'Prometheus to scrape hookbus twice');
+
+    await traffic(2);
+    // Scraped after it (the panels' rate windows, 1 m here, then hold samples from before and after).
+    const before = await scrapes();
+    await eventually(async () => (await scrapes()) >= before + 3, 30_000, 'three scrapes after the traffic');
     scrape = await (await fetch(`${app.url}/metrics`)).text();
   });
 
   afterAll(async () => {
-    prometheus?.kill('SIGTERM');
+    if (prometheus && prometheus.exitCode === null) {
+      const exited = new Promise((resolve) => prometheus.once('exit', resolve));
+      prometheus.kill('SIGTERM');
+      await exited;
+    }
     await app?.stop();
     await receiver?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -169,18 +183,20 @@ describe("monitoring, checked by Prometheus's own tools against a running hookbu
       samples
         .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
         .reduce((sum, s) => sum + s.value, 0);
-    expect(value('hookbus_http_requests_total', { route: '/wh/:apiToken/:token', status_code: '202' })).toBe(5);
-    expect(value('hookbus_inbound_requests_total', { outcome: 'published' })).toBe(5);
-    expect(value('hookbus_inbound_requests_total', { outcome: 'unknown_hook' })).toBe(1);
-    expect(value('hookbus_inbound_publish_duration_seconds_count')).toBe(5);
-    expect(value('hookbus_dispatch_messages_total', { outcome: 'dispatched' })).toBe(5);
-    expect(value('hookbus_delivery_attempts_total', { outcome: 'success' })).toBe(4);
-    expect(value('hookbus_delivery_attempts_total', { outcome: 'retry' })).toBe(1);
-    expect(value('hookbus_delivery_attempts_total', { outcome: 'failed' })).toBe(1);
-    expect(value('hookbus_delivery_attempt_duration_seconds_count')).toBe(6);
+    // Two rounds of traffic.
+    expect(value('hookbus_http_requests_total', { route: '/wh/:apiToken/:token', status_code: '202' })).toBe(10);
+    expect(value('hookbus_http_request_duration_seconds_count', { route: '/wh/:apiToken/:token' })).toBe(12);
+    expect(value('hookbus_inbound_requests_total', { outcome: 'published' })).toBe(10);
+    expect(value('hookbus_inbound_requests_total', { outcome: 'unknown_hook' })).toBe(2);
+    expect(value('hookbus_inbound_publish_duration_seconds_count')).toBe(10);
+    expect(value('hookbus_dispatch_messages_total', { outcome: 'dispatched' })).toBe(10);
+    expect(value('hookbus_delivery_attempts_total', { outcome: 'success' })).toBe(8);
+    expect(value('hookbus_delivery_attempts_total', { outcome: 'retry' })).toBe(2);
+    expect(value('hookbus_delivery_attempts_total', { outcome: 'failed' })).toBe(2);
+    expect(value('hookbus_delivery_attempt_duration_seconds_count')).toBe(12);
     expect(value('hookbus_dependency_up', { dependency: 'mongodb' })).toBe(1);
     expect(value('hookbus_dependency_up', { dependency: 'rabbitmq' })).toBe(1);
-    // (hookbus_deliveries_in_flight and _retrying move in dispatch.test.ts and dispatch-retries.test.ts.)
+    // (hookbus_deliveries_in_flight and hookbus_deliveries_retrying move in dispatch-retries.test.ts.)
 
     // Buckets fit what they measure: publish from 0.1 ms, attempts up to DELIVERY_TIMEOUT_MS (2 s here).
     const les = (name: string) => [
@@ -224,6 +240,7 @@ describe("monitoring, checked by Prometheus's own tools against a running hookbu
         .map((line) => line.split(/[{ ]/)[0]!),
     );
     const used = new Set([...panelQueries.map((q) => q.expr), ...ruleExprs].flatMap(metricNames));
+    expect(ruleExprs).toHaveLength(6);
     expect(used.size).toBeGreaterThan(10);
     for (const name of used) {
       if (name === 'up') continue; // Prometheus's own
@@ -231,12 +248,28 @@ describe("monitoring, checked by Prometheus's own tools against a running hookbu
     }
   });
 
-  it('When Prometheus evaluates each dashboard panel query, then it returns data', async () => {
+  it('When Prometheus evaluates each dashboard panel query, then it returns data, and the traffic shows', async () => {
     expect(panelQueries.length).toBeGreaterThanOrEqual(15);
+    // Panels that the traffic above must move; every panel must at least have a number.
+    const moved = new Set([
+      'hookbus up',
+      'Dependencies',
+      'Ingest rate by outcome',
+      'Ingest latency',
+      'Publish-confirm latency',
+      'Dispatch rate by outcome',
+      'Delivery success ratio',
+      'Attempt latency',
+      'Retries and failures',
+      'Heap',
+    ]);
     for (const { panel, expr } of panelQueries) {
       const answer = await query(expr);
       expect(answer.status, `${panel}: ${expr} ${answer.error ?? ''}`).toBe('success');
-      expect(answer.data!.result.length, `${panel}: ${expr} returned no series`).toBeGreaterThan(0);
+      const values = (answer.data!.result as { value: [number, string] }[]).map((r) => Number(r.value[1]));
+      expect(values.length, `${panel}: ${expr} returned no series`).toBeGreaterThan(0);
+      expect(values.some(Number.isFinite), `${panel}: ${expr} gave ${values.join(', ')}`).toBe(true);
+      if (moved.has(panel)) expect(Math.max(...values.filter(Number.isFinite)), `${panel}: ${expr}`).toBeGreaterThan(0);
     }
   });
 
