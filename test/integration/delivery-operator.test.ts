@@ -1,11 +1,18 @@
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { metricValue, startTestApp, waitReady } from '../support/app.js';
-import { BusClient, deliveries, dispatchSuite, envelope, subscribe, type Subscription } from '../support/dispatch.js';
+import { metricValue } from '../support/app.js';
+import {
+  type BusClient,
+  deliveries,
+  dispatchSuite,
+  envelope,
+  subscribe,
+  type Subscription,
+} from '../support/dispatch.js';
 import { uniqueName } from '../support/env.js';
 import { callApi, errorPaths, type DeliveryBody, type ProblemBody, type TestSendBody } from '../support/api.js';
-import { Receiver, type Responder } from '../support/receiver.js';
+import { type Receiver, type Responder } from '../support/receiver.js';
 import { eventually } from '../support/wait.js';
 
 describe('operator calls: retry, test send, replay, emit (DELIVERY_RETRY_SCHEDULE=100ms)', () => {
@@ -251,21 +258,14 @@ describe('operator calls: retry, test send, replay, emit (DELIVERY_RETRY_SCHEDUL
 });
 
 describe('a retry made by an operator while a scheduled one waits (DELIVERY_RETRY_SCHEDULE=2s)', () => {
+  const suite = dispatchSuite({ DELIVERY_RETRY_SCHEDULE: '2s', DELIVERY_TIMEOUT_MS: '2000' });
   let app: App;
   let bus: BusClient;
   let receiver: Receiver;
   let up = false;
-
   beforeAll(async () => {
-    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '2s', DELIVERY_TIMEOUT_MS: '2000' });
-    await waitReady(app);
-    bus = await BusClient.open();
-    receiver = await Receiver.start(() => ({ status: up ? 200 : 500 }));
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await bus?.close();
-    await receiver?.close();
+    ({ app, bus } = suite);
+    receiver = await suite.receiver(() => ({ status: up ? 200 : 500 }));
   });
 
   it('When it succeeds, or the delivery is then deleted, then the scheduled attempt is dropped when it comes due', async () => {

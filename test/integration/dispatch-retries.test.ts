@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import type { DeliveryRecord } from '../../src/dispatch/deliveries.js';
 import { metricValue, startTestApp, waitReady } from '../support/app.js';
-import { BusClient, deliveries, envelope, subscribe, type Subscription } from '../support/dispatch.js';
+import { BusClient, deliveries, dispatchSuite, envelope, subscribe, type Subscription } from '../support/dispatch.js';
 import { mongoUri, uniqueName } from '../support/env.js';
 import { bearer } from '../support/jwt.js';
 import { Receiver, type Responder } from '../support/receiver.js';
@@ -16,14 +16,14 @@ const attempts = (app: App, outcome: string) =>
   metricValue(app, `hookbus_delivery_attempts_total{outcome="${outcome}"}`).then((v) => v ?? 0);
 
 describe('dispatch outcomes and retries (DELIVERY_RETRY_SCHEDULE=100ms,1500ms)', () => {
+  const suite = dispatchSuite({ DELIVERY_RETRY_SCHEDULE: '100ms,1500ms', DELIVERY_TIMEOUT_MS: '2000' });
   let app: App;
   let bus: BusClient;
-  const receivers: Receiver[] = [];
+  beforeAll(() => ({ app, bus } = suite));
 
   /** A receiver answering as told, a subscription to it, and one envelope published for it. */
   async function deliverOnce(respond: Responder, subscription: Record<string, unknown> = {}) {
-    const receiver = await Receiver.start(respond);
-    receivers.push(receiver);
+    const receiver = await suite.receiver(respond);
     const tenant = uniqueName('t');
     const sub = await subscribe(app, tenant, { url: receiver.url, events: ['retry.test'], ...subscription });
     const id = uniqueName('evt');
@@ -45,17 +45,6 @@ describe('dispatch outcomes and retries (DELIVERY_RETRY_SCHEDULE=100ms,1500ms)',
       'a settled delivery',
     );
   }
-
-  beforeAll(async () => {
-    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '100ms,1500ms', DELIVERY_TIMEOUT_MS: '2000' });
-    await waitReady(app);
-    bus = await BusClient.open();
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await bus?.close();
-    for (const receiver of receivers) await receiver.close();
-  });
 
   it('When the endpoint fails twice then answers 2xx, then it is retried on the schedule with the same webhook-id and succeeds', async () => {
     const [retryBefore, successBefore] = [await attempts(app, 'retry'), await attempts(app, 'success')];
@@ -139,8 +128,7 @@ describe('dispatch outcomes and retries (DELIVERY_RETRY_SCHEDULE=100ms,1500ms)',
   });
 
   it('When the endpoint redirects, then the redirect is not followed and the attempt counts as failed', async () => {
-    const elsewhere = await Receiver.start();
-    receivers.push(elsewhere);
+    const elsewhere = await suite.receiver();
     const { sub } = await deliverOnce(() => ({ status: 302, headers: { location: elsewhere.url } }), {
       retry: { maxAttempts: 1 },
     });
@@ -209,8 +197,7 @@ describe('dispatch outcomes and retries (DELIVERY_RETRY_SCHEDULE=100ms,1500ms)',
     });
 
     it('When sslVerification is false, then the delivery succeeds; when true, the certificate is refused', async () => {
-      const secure = await Receiver.start(() => ({ status: 200 }), tls);
-      receivers.push(secure);
+      const secure = await suite.receiver(() => ({ status: 200 }), tls);
       const tenant = uniqueName('t');
       const lax = await subscribe(app, tenant, {
         url: `${secure.url}?lax`,

@@ -1,28 +1,21 @@
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { metricValue, startTestApp, waitReady } from '../support/app.js';
-import { BusClient, deliveries, envelope, subscribe } from '../support/dispatch.js';
+import { metricValue } from '../support/app.js';
+import { type BusClient, deliveries, dispatchSuite, envelope, subscribe } from '../support/dispatch.js';
 import { uniqueName } from '../support/env.js';
 import { createHook, postInbound } from '../support/hooks.js';
-import { Receiver } from '../support/receiver.js';
+import { type Receiver } from '../support/receiver.js';
 import { eventually } from '../support/wait.js';
 
 describe('dispatch: an inbound webhook comes out at the subscriber, signed', () => {
+  const suite = dispatchSuite({ DELIVERY_RETRY_SCHEDULE: '100ms,200ms' });
   let app: App;
   let receiver: Receiver;
   let bus: BusClient;
-
   beforeAll(async () => {
-    app = await startTestApp({ DELIVERY_RETRY_SCHEDULE: '100ms,200ms' });
-    await waitReady(app);
-    receiver = await Receiver.start();
-    bus = await BusClient.open();
-  });
-  afterAll(async () => {
-    await app?.stop();
-    await receiver?.close();
-    await bus?.close();
+    ({ app, bus } = suite);
+    receiver = await suite.receiver();
   });
 
   it('When a hook receives a webhook, then each matching subscription gets a Standard Webhooks-signed POST with the exact headers', async () => {

@@ -100,9 +100,9 @@ export function dispatchSuite(overrides: Record<string, string>) {
   const suite = {
     app: undefined as unknown as App,
     bus: undefined as unknown as BusClient,
-    /** A receiver answering as told; closed after the suite. */
-    async receiver(respond?: Responder): Promise<Receiver> {
-      const receiver = await Receiver.start(respond);
+    /** A receiver answering as told (over TLS with `tls`); closed after the suite. */
+    async receiver(respond?: Responder, tls?: { key: string; cert: string }): Promise<Receiver> {
+      const receiver = await Receiver.start(respond, tls);
       receivers.push(receiver);
       return receiver;
     },
