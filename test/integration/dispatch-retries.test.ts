@@ -251,13 +251,17 @@ describe('dispatch refusing internal targets at connect time (DELIVERY_ALLOW_PRI
     await bus?.close();
   });
 
-  it('When a target is loopback by name, by address or as IPv4-mapped IPv6, then no request reaches it and the attempts record why', async () => {
+  it('When a target is loopback by name, by address or as any IPv6 form carrying 127.0.0.1, then no request reaches it and the attempts record why', async () => {
     const tenant = uniqueName('t');
     const port = new URL(receiver.url).port;
     const targets = [
       `http://localhost:${port}/hook`,
       `http://127.0.0.1:${port}/hook`,
-      `http://[::ffff:127.0.0.1]:${port}/hook`,
+      `http://[::ffff:127.0.0.1]:${port}/hook`, // IPv4-mapped
+      `http://[::127.0.0.1]:${port}/hook`, // IPv4-compatible
+      `http://[::ffff:0:127.0.0.1]:${port}/hook`, // SIIT
+      `http://[64:ff9b::127.0.0.1]:${port}/hook`, // NAT64
+      `http://[2002:7f00:1::1]:${port}/hook`, // 6to4
     ];
     const subs = [];
     for (const url of targets) subs.push(await subscribe(admin, tenant, { url, events: ['ssrf.test'] }));

@@ -206,6 +206,16 @@ describe('the subscriptions API', () => {
 
 describe('the subscriptions API refusing internal targets (DELIVERY_ALLOW_PRIVATE_TARGETS=false)', () => {
   let app: App;
+  // Each IPv6 form that carries an IPv4 address, carrying a loopback or metadata one.
+  const embedded = [
+    'http://[::7f00:1]/',
+    'http://[::127.0.0.1]/',
+    'http://[::ffff:7f00:1]/',
+    'http://[::ffff:0:a9fe:a9fe]/',
+    'http://[64:ff9b::7f00:1]/',
+    'http://[2002:7f00:1::]/',
+  ];
+  const refusal = [{ path: 'url', message: 'must not point at a private or internal address' }];
   beforeAll(async () => {
     app = await startTestApp({ HOOKBUS_ROLES: 'api', DELIVERY_ALLOW_PRIVATE_TARGETS: 'false' });
     await waitReady(app);
@@ -227,6 +237,7 @@ describe('the subscriptions API refusing internal targets (DELIVERY_ALLOW_PRIVAT
     'http://[::ffff:127.0.0.1]/',
     'http://224.0.0.1/',
     'http://0.0.0.0/',
+    ...embedded,
   ])('When the URL is %s, then 400 naming url', async (url) => {
     const res = await fetch(`${app.url}/api/webhooks`, {
       method: 'POST',
@@ -234,9 +245,7 @@ describe('the subscriptions API refusing internal targets (DELIVERY_ALLOW_PRIVAT
       body: JSON.stringify({ url, events: ['*'] }),
     });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { errors: { path: string; message: string }[] }).errors).toEqual([
-      { path: 'url', message: 'must not point at a private or internal address' },
-    ]);
+    expect(((await res.json()) as { errors: { path: string; message: string }[] }).errors).toEqual(refusal);
   });
 
   it('When the URL is a public address, then it is accepted', async () => {
@@ -247,4 +256,39 @@ describe('the subscriptions API refusing internal targets (DELIVERY_ALLOW_PRIVAT
     });
     expect(res.status).toBe(201);
   });
+
+  it.each(embedded)(
+    'When a subscription is updated to the URL %s, then 400 naming url and it is unchanged',
+    async (url) => {
+      const headers = { ...json, ...bearer('t-ssrf') };
+      const created = await fetch(`${app.url}/api/webhooks`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ url: 'https://93.184.215.14/hook', events: ['*'] }),
+      });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as Sub;
+      const res = await fetch(`${app.url}/api/webhooks/${id}`, {
+        method: 'PATCH',
+        headers,
+        body: JSON.stringify({ url }),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { errors: unknown[] }).errors).toEqual(refusal);
+      const read = await fetch(`${app.url}/api/webhooks/${id}`, { headers });
+      expect(((await read.json()) as Sub).url).toBe('https://93.184.215.14/hook');
+    },
+  );
+
+  it.each(['http://[64:ff9b::808:808]/', 'http://[2002:808:808::1]/'])(
+    'When the URL is %s, carrying a public IPv4 address, then it is accepted',
+    async (url) => {
+      const res = await fetch(`${app.url}/api/webhooks`, {
+        method: 'POST',
+        headers: { ...json, ...bearer('t-ssrf') },
+        body: JSON.stringify({ url, events: ['*'] }),
+      });
+      expect(res.status).toBe(201);
+    },
+  );
 });
