@@ -15,7 +15,7 @@ import {
 } from '../dispatch/deliveries.js';
 import { publishDeliveryMessage, type DeliveryMessage } from '../dispatch/stage.js';
 import { DELIVERY_KEY, type DispatchNames } from '../dispatch/topology.js';
-import { newEventId, type Envelope } from '../envelope.js';
+import { envelopeWithRawData, newEventId, type Envelope } from '../envelope.js';
 import { HttpProblem } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -123,7 +123,8 @@ export async function retryNow(
  */
 export async function sendTest(deps: OperatorDeps, sub: SubscriptionRecord) {
   const now = new Date().toISOString();
-  const envelope: Envelope = {
+  const data = Buffer.from(JSON.stringify({ message: 'A test event from hookbus.', webhookId: sub._id }));
+  const envelope: Omit<Envelope, 'data'> = {
     id: newEventId(),
     event: TEST_EVENT,
     tenantId: sub.tenantId,
@@ -132,7 +133,6 @@ export async function sendTest(deps: OperatorDeps, sub: SubscriptionRecord) {
     occurredAt: now,
     receivedAt: now,
     headers: {},
-    data: { message: 'A test event from hookbus.', webhookId: sub._id },
   };
   const deliveryId = randomDeliveryId();
   const result = await deps.sender.send({
@@ -141,7 +141,8 @@ export async function sendTest(deps: OperatorDeps, sub: SubscriptionRecord) {
     eventId: envelope.id,
     event: TEST_EVENT,
     attempt: 1,
-    body: JSON.stringify(sub.payload === 'data' ? envelope.data : envelope),
+    // The same bytes of `data` in both payload modes, as for any delivery.
+    body: (sub.payload === 'data' ? data : envelopeWithRawData(envelope, data)).toString('utf8'),
     timeoutMs: timeoutOf(deps.config, sub),
   });
   return { deliveryId, eventId: envelope.id, success: result.ok, record: result.record };

@@ -8,7 +8,7 @@ import { parseOrThrow } from '../http/validation.js';
 import { findVisible } from '../webhooks/access.js';
 import { replay, retryNow, sendTest, TEST_EVENT, type OperatorDeps } from './actions.js';
 import { decodeCursor, DeliveryLog, encodeCursor, type Cursor } from './log.js';
-import { attemptResponse, deliveryResponse, deliverySummary } from './views.js';
+import { attemptResponse, deliveryJson, deliverySummary } from './views.js';
 
 const STATUSES = ['pending', 'retrying', 'success', 'failed'] as const;
 const SETTLED = ['success', 'failed'] as const;
@@ -156,11 +156,11 @@ export function deliveryLogRoutes(deps: OperatorDeps): Router {
 
   router.get('/api/deliveries/:id', auth, async (req, res) => {
     const { doc, attempts } = await loadDelivery(req);
-    res.json(deliveryResponse(deliveryView(doc, attempts)));
+    res.type('json').send(deliveryJson(deliveryView(doc, attempts)));
   });
 
   router.post('/api/deliveries/:id/retry', auth, async (req, res) => {
-    res.json(deliveryResponse(await retryNow(deps, await loadDelivery(req))));
+    res.type('json').send(deliveryJson(await retryNow(deps, await loadDelivery(req))));
   });
 
   router.delete('/api/deliveries/:id', auth, async (req, res) => {

@@ -1,4 +1,5 @@
 import type { AttemptRecord, DeliveryRecord, HeaderPair } from '../dispatch/deliveries.js';
+import { withRawMember } from '../json/raw.js';
 
 /** Headers as an object; a header sent more than once (set-cookie) becomes a list of its values. */
 export function headersObject(pairs: readonly HeaderPair[]): Record<string, string | string[]> {
@@ -29,12 +30,17 @@ export function attemptResponse(attempt: AttemptRecord) {
   };
 }
 
-/** The body as sent, as JSON when it is (it always is for deliveries hookbus made). */
-function payloadOf(text: string): unknown {
+/**
+ * The body as sent, byte for byte: JSON text is spliced into the answer as it is (never parsed
+ * and re-encoded, which would turn 2.50 into 2.5); anything else (no delivery hookbus makes) as
+ * a string.
+ */
+function payloadJson(text: string): Buffer {
   try {
-    return JSON.parse(text) as unknown;
+    JSON.parse(text);
+    return Buffer.from(text);
   } catch {
-    return text;
+    return Buffer.from(JSON.stringify(text));
   }
 }
 
@@ -50,14 +56,14 @@ const common = (delivery: DeliveryRecord) => ({
   nextAttemptAt: iso(delivery.nextAttemptAt),
 });
 
-/** `GET /api/deliveries/:id`: the delivery with its payload and every attempt (SPEC §5.3). */
+/** A delivery with every attempt (SPEC §5.3), less its payload (see deliveryJson). */
 export function deliveryResponse(delivery: DeliveryRecord) {
-  return {
-    ...common(delivery),
-    payload: payloadOf(delivery.payload),
-    attempts: delivery.attempts.map(attemptResponse),
-  };
+  return { ...common(delivery), attempts: delivery.attempts.map(attemptResponse) };
 }
+
+/** `GET /api/deliveries/:id`: the delivery with its payload exactly as sent, as JSON text. */
+export const deliveryJson = (delivery: DeliveryRecord): Buffer =>
+  withRawMember(deliveryResponse(delivery), 'payload', payloadJson(delivery.payload));
 
 /** A listing's item: no payload, and of the attempts only their count and the latest one's outcome. */
 export function deliverySummary(delivery: DeliveryRecord) {

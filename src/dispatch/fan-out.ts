@@ -1,49 +1,33 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { z } from 'zod';
+import { parseEnvelope } from '../envelope.js';
 import { deliveryIdOf, type DeliveryDoc } from './deliveries.js';
 import { ack, publishDeliveryMessage, type DeliveryMessage, type Received, type StageOptions } from './stage.js';
 import { DELIVERY_KEY } from './topology.js';
 import { Batcher, untilDone } from './work.js';
 
 const CONFIRM_TIMEOUT_MS = 5000;
-/** Well under MongoDB's 16 MiB document limit: a delivery stores the envelope as its payload. */
-export const MAX_ENVELOPE_BYTES = 8 * 1024 * 1024;
+/** Matching runs at most this long before other work (health checks, acks) gets a turn. */
+const SLICE_MS = 10;
 
 /** The header that carries why a message went to `hookbus.dead`. */
 export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
 
-const envelopeSchema = z.looseObject({
-  id: z.string().min(1).max(200),
-  event: z.string().min(1).max(255),
-  tenantId: z.union([z.string().min(1).max(200), z.number()]).transform(String),
-  resourceKey: z.string().nullable().optional(),
-  data: z.unknown(),
-});
-
-type Parsed = { ok: true; envelope: z.infer<typeof envelopeSchema> } | { ok: false; reason: string };
-
-/** Reads a message as an envelope (SPEC §4.2), or says in one line why it is not one. */
-export function parseEnvelope(content: Buffer): Parsed {
-  let json: unknown;
-  try {
-    json = JSON.parse(content.toString('utf8'));
-  } catch {
-    return { ok: false, reason: 'not JSON' };
-  }
-  const result = envelopeSchema.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    return { ok: false, reason: `not an envelope: ${issue.path.join('.') || 'message'} ${issue.message}` };
-  }
-  return { ok: true, envelope: result.data };
-}
-
 export type FanOutOptions = StageOptions;
+
+type Outcome = { received: Received; outcome: 'dispatched' | 'no_subscribers' | 'invalid'; reason?: string };
+
+/** What one envelope becomes: its deliveries and their messages. */
+interface Plan {
+  docs: DeliveryDoc[];
+  messages: DeliveryMessage[];
+}
 
 /**
  * Stage 1: one delivery per matching subscription for each envelope. Envelopes that arrive
  * together are stored together; each is acked only after its deliveries are stored and their
- * delivery messages confirmed by the broker.
+ * delivery messages confirmed by the broker. An envelope that fails on its own (unreadable, too
+ * large or deep, or anything thrown while matching it or building its deliveries) goes to
+ * `hookbus.dead` on its own: it never holds up the envelopes it arrived with.
  */
 export class FanOut {
   private readonly batcher = new Batcher<Received>((batch) => void this.options.track(this.process(batch)));
@@ -61,59 +45,7 @@ export class FanOut {
     const abandoned = () => stopped() || batch.every((r) => isClosed(r.channel));
     try {
       await cache.ready();
-      const now = new Date();
-      const docs: DeliveryDoc[] = [];
-      const messages: DeliveryMessage[] = [];
-      const outcomes: { received: Received; outcome: 'dispatched' | 'no_subscribers' | 'invalid'; reason?: string }[] =
-        [];
-      for (const received of batch) {
-        const parsed =
-          received.message.content.length > MAX_ENVELOPE_BYTES
-            ? ({ ok: false, reason: `larger than ${MAX_ENVELOPE_BYTES} bytes` } as const)
-            : parseEnvelope(received.message.content);
-        if (!parsed.ok) {
-          outcomes.push({ received, outcome: 'invalid', reason: parsed.reason });
-          continue;
-        }
-        const { envelope } = parsed;
-        const matches = cache.match({
-          tenantId: envelope.tenantId,
-          event: envelope.event,
-          resourceKey: envelope.resourceKey ?? null,
-        });
-        outcomes.push({ received, outcome: matches.length > 0 ? 'dispatched' : 'no_subscribers' });
-        for (const { record } of matches) {
-          const deliveryId = deliveryIdOf(envelope.id, record._id);
-          const payload =
-            record.payload === 'data'
-              ? JSON.stringify(envelope.data ?? null)
-              : received.message.content.toString('utf8');
-          docs.push({
-            _id: deliveryId,
-            webhookId: record._id,
-            tenantId: record.tenantId,
-            scope: record.scope,
-            eventId: envelope.id,
-            event: envelope.event,
-            url: record.url,
-            status: 'pending',
-            payload,
-            createdAt: now,
-            updatedAt: now,
-            nextAttemptAt: now,
-          });
-          messages.push({
-            deliveryId,
-            webhookId: record._id,
-            tenantId: record.tenantId,
-            eventId: envelope.id,
-            event: envelope.event,
-            attempt: 1,
-            payload,
-          });
-        }
-      }
-
+      const { docs, messages, outcomes } = await this.planAll(batch);
       const existing = await store.insertIfAbsent(docs);
       // A delivery that already exists came from an earlier copy of this envelope: only one
       // still `pending` may have lost its delivery message (a crash before the confirm).
@@ -147,6 +79,72 @@ export class FanOut {
       if (!abandoned())
         logger.error({ err: (error as Error).message }, 'fan-out failed; envelopes left unacknowledged');
     }
+  }
+
+  /** Each envelope planned on its own; matching yields to the event loop every SLICE_MS. */
+  private async planAll(batch: Received[]): Promise<Plan & { outcomes: Outcome[] }> {
+    const now = new Date();
+    const all: Plan & { outcomes: Outcome[] } = { docs: [], messages: [], outcomes: [] };
+    let sliceStart = performance.now();
+    for (const received of batch) {
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+      let plan: Plan;
+      try {
+        plan = this.plan(received.message.content, now);
+      } catch (error) {
+        all.outcomes.push({ received, outcome: 'invalid', reason: (error as Error).message });
+        continue;
+      }
+      all.docs.push(...plan.docs);
+      all.messages.push(...plan.messages);
+      all.outcomes.push({ received, outcome: plan.docs.length > 0 ? 'dispatched' : 'no_subscribers' });
+    }
+    return all;
+  }
+
+  /** The deliveries of one envelope; throws (with the reason it is dead-lettered for) when it has none to give. */
+  private plan(content: Buffer, now: Date): Plan {
+    const parsed = parseEnvelope(content);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    const { envelope } = parsed;
+    const matches = this.options.cache.match({
+      tenantId: envelope.tenantId,
+      event: envelope.event,
+      resourceKey: envelope.resourceKey ?? null,
+    });
+    const plan: Plan = { docs: [], messages: [] };
+    for (const { record } of matches) {
+      const deliveryId = deliveryIdOf(envelope.id, record._id);
+      // Exactly the bytes received: the envelope as published, or its `data` member as it stands there.
+      const payload = (record.payload === 'data' ? parsed.data() : content).toString('utf8');
+      plan.docs.push({
+        _id: deliveryId,
+        webhookId: record._id,
+        tenantId: record.tenantId,
+        scope: record.scope,
+        eventId: envelope.id,
+        event: envelope.event,
+        url: record.url,
+        status: 'pending',
+        payload,
+        createdAt: now,
+        updatedAt: now,
+        nextAttemptAt: now,
+      });
+      plan.messages.push({
+        deliveryId,
+        webhookId: record._id,
+        tenantId: record.tenantId,
+        eventId: envelope.id,
+        event: envelope.event,
+        attempt: 1,
+        payload,
+      });
+    }
+    return plan;
   }
 
   private publishDead({ message }: Received, reason: string, abandoned: () => boolean): Promise<void> {

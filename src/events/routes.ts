@@ -2,10 +2,18 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { ConfirmPublisher, PublishError } from '../bus/publisher.js';
 import type { Config } from '../config/index.js';
-import { newEventId, type Envelope } from '../envelope.js';
+import {
+  envelopeWithRawData,
+  MAX_DATA_DEPTH,
+  MAX_ENVELOPE_BYTES,
+  newEventId,
+  readPayload,
+  type Envelope,
+} from '../envelope.js';
 import { callerOf, requireCaller } from '../http/auth.js';
 import { HttpProblem } from '../http/problem.js';
 import { parseOrThrow } from '../http/validation.js';
+import { topLevelMembers } from '../json/raw.js';
 
 /** An exact event name: words joined by dots, no glob (it is also the routing key). */
 export const EVENT_NAME = /^([A-Za-z0-9_-]{1,64}\.){0,7}[A-Za-z0-9_-]{1,64}$/;
@@ -31,12 +39,12 @@ const eventInput = z.strictObject({
 export function eventRoutes(config: Config, publisher: ConfirmPublisher, exchange: string): Router {
   const router = Router();
   const auth = requireCaller(config.jwt);
-  const json = express.json({ type: () => true, limit: config.inbound.maxBody });
+  const raw = express.raw({ type: () => true, limit: config.inbound.maxBody });
 
-  router.post('/api/events', auth, json, async (req, res) => {
-    const input = parseOrThrow(eventInput, req.body);
+  router.post('/api/events', auth, raw, async (req, res) => {
+    const { input, data } = readInput(req.body as unknown);
     const now = new Date().toISOString();
-    const envelope: Envelope = {
+    const envelope: Omit<Envelope, 'data'> = {
       id: newEventId(),
       event: input.event,
       tenantId: callerOf(req).tenantId,
@@ -45,13 +53,18 @@ export function eventRoutes(config: Config, publisher: ConfirmPublisher, exchang
       occurredAt: now,
       receivedAt: now,
       headers: {},
-      data: input.data,
     };
+    const content = envelopeWithRawData(envelope, data);
+    if (content.length > MAX_ENVELOPE_BYTES) {
+      throw new HttpProblem(413, `The event makes an envelope larger than ${MAX_ENVELOPE_BYTES} bytes.`, {
+        type: 'too-large',
+      });
+    }
     try {
       await publisher.publish(
         exchange,
         input.event,
-        Buffer.from(JSON.stringify(envelope)),
+        content,
         { messageId: envelope.id, mandatory: true, persistent: true, contentType: 'application/json' },
         config.inbound.confirmTimeoutMs,
       );
@@ -69,4 +82,22 @@ export function eventRoutes(config: Config, publisher: ConfirmPublisher, exchang
   });
 
   return router;
+}
+
+/**
+ * The body read as raw bytes: validated from its parsed value, while `data` is carried as the
+ * exact bytes it has in the body (numbers such as 1e400 or 2.50, escapes and spacing unchanged).
+ */
+function readInput(body: unknown): { input: z.output<typeof eventInput>; data: Buffer } {
+  // express.raw leaves the body unset when the request has none.
+  const payload = readPayload(Buffer.isBuffer(body) ? body : Buffer.alloc(0), MAX_DATA_DEPTH + 1);
+  if (!payload.ok) {
+    const problem =
+      payload.why === 'too deep'
+        ? `The event's data nests arrays and objects more than ${MAX_DATA_DEPTH} levels deep.`
+        : payload.problem;
+    throw new HttpProblem(400, problem, { type: 'invalid-json' });
+  }
+  const input = parseOrThrow(eventInput, payload.value);
+  return { input, data: topLevelMembers(payload.bytes).get('data')! };
 }

@@ -4,7 +4,14 @@ import getRawBody from 'raw-body';
 import { getProperty } from 'dot-prop';
 import { ConfirmPublisher, PublishError } from '../bus/publisher.js';
 import type { Config } from '../config/index.js';
-import { envelopeWithRawData, inboundRoutingKey, newEventId, type Envelope } from '../envelope.js';
+import {
+  envelopeWithRawData,
+  inboundRoutingKey,
+  MAX_ENVELOPE_BYTES,
+  newEventId,
+  readPayload,
+  type Envelope,
+} from '../envelope.js';
 import type { FastRoute } from '../http/fast-route.js';
 import { HttpProblem, sendProblem } from '../http/problem.js';
 import type { InboundOutcome, Metrics } from '../metrics.js';
@@ -70,7 +77,9 @@ async function receive(
     if (hook.verify && !verifySignature(hook.verify, raw, req.headers)) {
       throw new Refusal('bad_signature', 401, `The request's ${hook.verify.scheme} signature is missing or invalid.`);
     }
-    const data = parseJson(raw);
+    const payload = readPayload(raw);
+    if (!payload.ok) throw new Refusal('invalid_json', 400, payload.problem);
+    const data = payload.value;
     const event = eventOf(hook, req, data);
     const routingKey = inboundRoutingKey(hook.tenantId, hook.datasource, event);
     if (Buffer.byteLength(routingKey) > ConfirmPublisher.MAX_ROUTING_KEY_BYTES) {
@@ -91,7 +100,15 @@ async function receive(
       receivedAt: receivedAt.toISOString(),
       headers: keptHeaders(req.headers),
     };
-    await publish(deps, envelope, hook, event, routingKey, raw, receivedAt);
+    const content = envelopeWithRawData(envelope, payload.bytes);
+    if (content.length > MAX_ENVELOPE_BYTES) {
+      throw new Refusal(
+        'too_large',
+        413,
+        `The body and its headers make an envelope larger than ${MAX_ENVELOPE_BYTES} bytes.`,
+      );
+    }
+    await publish(deps, { id, content }, hook, event, routingKey, receivedAt);
     const body = JSON.stringify({ id });
     res.writeHead(202, {
       'Content-Type': 'application/json; charset=utf-8',
@@ -146,24 +163,6 @@ async function readBody(req: IncomingMessage, limit: number, res: ServerResponse
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** JSON in strict UTF-8: the bytes go into the envelope as they are, so they must be valid there too. */
-function parseJson(raw: Buffer): unknown {
-  if (raw.length === 0) throw new Refusal('invalid_json', 400, 'The body is empty.');
-  let text: string;
-  try {
-    text = utf8.decode(raw);
-  } catch {
-    throw new Refusal('invalid_json', 400, 'The body is not valid UTF-8.');
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new Refusal('invalid_json', 400, 'The body is not valid JSON.');
-  }
-}
-
 function eventOf(hook: HookRecord, req: IncomingMessage, data: unknown): string {
   if (hook.event !== '*') return hook.event;
   const from = hook.eventFrom!;
@@ -183,11 +182,10 @@ function eventOf(hook: HookRecord, req: IncomingMessage, data: unknown): string 
 
 async function publish(
   deps: InboundDeps,
-  envelope: Omit<Envelope, 'data'>,
+  message: { id: string; content: Buffer },
   hook: HookRecord,
   event: string,
   routingKey: string,
-  raw: Buffer,
   receivedAt: Date,
 ): Promise<void> {
   const { config, publisher, metrics } = deps;
@@ -196,9 +194,9 @@ async function publish(
     await publisher.publish(
       config.inbound.exchange,
       routingKey,
-      envelopeWithRawData(envelope, raw),
+      message.content,
       {
-        messageId: envelope.id,
+        messageId: message.id,
         mandatory: true,
         persistent: true,
         contentType: 'application/json',

@@ -1,7 +1,7 @@
 import type { attemptResponse, deliveryResponse, deliverySummary } from '../../src/delivery-log/views.js';
 import { bearer } from './jwt.js';
 
-export type DeliveryBody = ReturnType<typeof deliveryResponse>;
+export type DeliveryBody = ReturnType<typeof deliveryResponse> & { payload: unknown };
 export type AttemptBody = ReturnType<typeof attemptResponse>;
 export interface ListBody {
   items: ReturnType<typeof deliverySummary>[];

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { retryAfterMs, Sender } from '../../src/dispatch/attempt.js';
 import { deliveryIdOf } from '../../src/dispatch/deliveries.js';
 import { nextDelay } from '../../src/dispatch/deliver.js';
-import { parseEnvelope } from '../../src/dispatch/fan-out.js';
+import { parseEnvelope } from '../../src/envelope.js';
 import { CompiledSubscription } from '../../src/dispatch/matching.js';
 import { signatureHeader, signingSecrets } from '../../src/dispatch/signing.js';
 import { delayQueues, parkDelay } from '../../src/dispatch/topology.js';
