@@ -4,9 +4,9 @@ import type { Config } from '../config/index.js';
 import { disableGone, type SubscriptionModel } from '../webhooks/model.js';
 import type { Sender } from './attempt.js';
 import type { AttemptRecord, DeliveryStatus } from './deliveries.js';
-import { ack, publishDeliveryMessage, type DeliveryMessage, type StageOptions } from './stage.js';
+import { ack, publishDead, publishDeliveryMessage, type DeliveryMessage, type StageOptions } from './stage.js';
 import { parkDelay, retrySteps } from './topology.js';
-import { untilDone } from './work.js';
+import { Stopped, untilDone } from './work.js';
 
 /**
  * The wait before the next attempt: the schedule's step for this attempt, or, when a 429/503 asked
@@ -42,25 +42,31 @@ export class Deliverer {
   }
 
   private async handle(channel: Channel, message: ConsumeMessage): Promise<void> {
-    const { logger, stopped } = this.options;
+    const { logger, metrics, stopped } = this.options;
     const received = { channel, message };
-    let delivery: DeliveryMessage;
-    try {
-      delivery = JSON.parse(message.content.toString('utf8')) as DeliveryMessage;
-      if (typeof delivery.deliveryId !== 'string' || typeof delivery.payload !== 'string') throw new Error('malformed');
-    } catch {
-      // Only hookbus publishes here; anything else is logged and dropped rather than retried forever.
-      logger.error({ messageId: message.properties.messageId }, 'dropped an unreadable delivery message');
-      ack(received);
-      return;
-    }
     // Once the broker has requeued the message, a retry published for it would start a second chain.
     const abandoned = () => stopped() || this.options.isClosed(channel);
     try {
-      await this.deliver(delivery, abandoned);
+      await this.deliver(readDeliveryMessage(message.content), abandoned);
       ack(received);
     } catch (error) {
-      if (!stopped()) logger.error({ err: (error as Error).message }, 'delivery failed; message left unacknowledged');
+      if (error instanceof Stopped || abandoned()) {
+        if (!stopped()) logger.error({ err: (error as Error).message }, 'delivery failed; message left unacknowledged');
+        return;
+      }
+      // Failed on its own (unreadable, or a fault of this one delivery): set aside, never retried in a loop.
+      const reason = (error as Error).message;
+      await publishDead(this.options, received, reason, abandoned).then(
+        () => {
+          ack(received);
+          metrics.dispatchMessages.inc({ outcome: 'invalid' });
+          logger.warn(
+            { reason, messageId: message.properties.messageId },
+            'delivery message sent to the dead-letter queue',
+          );
+        },
+        () => undefined,
+      );
     }
   }
 
@@ -173,6 +179,26 @@ export class Deliverer {
     logger.warn({ webhookId: id }, 'subscription disabled: its endpoint answered 410 Gone');
     await control.announce({ kind: 'subscription.changed', id });
   }
+}
+
+/** A delivery message as published by a dispatch stage; throws with the reason it is not one. */
+function readDeliveryMessage(content: Buffer): DeliveryMessage {
+  let delivery: Partial<DeliveryMessage> | null;
+  try {
+    delivery = JSON.parse(content.toString('utf8')) as Partial<DeliveryMessage> | null;
+  } catch {
+    throw new Error('not a delivery message: not JSON');
+  }
+  const fields = ['deliveryId', 'webhookId', 'tenantId', 'eventId', 'event', 'payload'] as const;
+  const missing = fields.find((field) => typeof delivery?.[field] !== 'string');
+  if (missing) throw new Error(`not a delivery message: ${missing} is not a string`);
+  if (!Number.isSafeInteger(delivery!.attempt) || delivery!.attempt! < 1) {
+    throw new Error('not a delivery message: attempt is not a whole number from 1');
+  }
+  if (delivery!.offset !== undefined && !Number.isSafeInteger(delivery!.offset)) {
+    throw new Error('not a delivery message: offset is not a whole number');
+  }
+  return delivery as DeliveryMessage;
 }
 
 function notAttempted(n: number, error: string): AttemptRecord {

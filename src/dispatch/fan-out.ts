@@ -1,16 +1,19 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { parseEnvelope } from '../envelope.js';
 import { deliveryIdOf, type DeliveryDoc } from './deliveries.js';
-import { ack, publishDeliveryMessage, type DeliveryMessage, type Received, type StageOptions } from './stage.js';
+import {
+  ack,
+  publishDead,
+  publishDeliveryMessage,
+  type DeliveryMessage,
+  type Received,
+  type StageOptions,
+} from './stage.js';
 import { DELIVERY_KEY } from './topology.js';
-import { Batcher, untilDone } from './work.js';
+import { Batcher } from './work.js';
 
-const CONFIRM_TIMEOUT_MS = 5000;
 /** Matching runs at most this long before other work (health checks, acks) gets a turn. */
 const SLICE_MS = 10;
-
-/** The header that carries why a message went to `hookbus.dead`. */
-export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
 
 export type FanOutOptions = StageOptions;
 
@@ -31,7 +34,6 @@ interface Plan {
  */
 export class FanOut {
   private readonly batcher = new Batcher<Received>((batch) => void this.options.track(this.process(batch)));
-  private sequence = 0;
 
   constructor(private readonly options: FanOutOptions) {}
 
@@ -63,7 +65,7 @@ export class FanOut {
         ),
         ...outcomes
           .filter((o) => o.outcome === 'invalid')
-          .map((o) => this.publishDead(o.received, o.reason!, abandoned)),
+          .map((o) => publishDead(this.options, o.received, o.reason!, abandoned)),
       ]);
       for (const { received, outcome, reason } of outcomes) {
         ack(received);
@@ -145,50 +147,5 @@ export class FanOut {
       });
     }
     return plan;
-  }
-
-  private publishDead({ message }: Received, reason: string, abandoned: () => boolean): Promise<void> {
-    const { names, publisher, logger } = this.options;
-    // amqplib types message properties as any.
-    const properties = message.properties as {
-      contentType?: string;
-      contentEncoding?: string;
-      correlationId?: string;
-      type?: string;
-      appId?: string;
-      timestamp?: number;
-      messageId?: string;
-      headers?: Record<string, unknown>;
-    };
-    return untilDone(
-      () =>
-        publisher.publish(
-          names.dead,
-          '',
-          message.content,
-          {
-            contentType: properties.contentType,
-            contentEncoding: properties.contentEncoding,
-            correlationId: properties.correlationId,
-            type: properties.type,
-            appId: properties.appId,
-            timestamp: properties.timestamp,
-            messageId: `dead.${++this.sequence}`,
-            headers: {
-              ...properties.headers,
-              'x-hookbus-original-message-id': properties.messageId,
-              [DEAD_REASON_HEADER]: reason,
-              'x-hookbus-original-exchange': message.fields.exchange,
-              'x-hookbus-original-routing-key': message.fields.routingKey,
-            },
-            persistent: true,
-            mandatory: true,
-          },
-          CONFIRM_TIMEOUT_MS,
-        ),
-      abandoned,
-      (error, retryInMs) =>
-        logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
-    );
   }
 }

@@ -81,6 +81,56 @@ export function publishDeliveryMessage(
   );
 }
 
+/** The header that carries why a message went to `hookbus.dead`. */
+export const DEAD_REASON_HEADER = 'x-hookbus-dead-reason';
+
+/**
+ * Sets a message that cannot be processed aside on `hookbus.dead`, as it came, with the reason
+ * in a header; retried until confirmed or `abandoned()`. The caller then acks it: it is never
+ * redelivered in a loop, and never holds up the messages behind it.
+ */
+export function publishDead(
+  { names, publisher, logger }: Pick<StageOptions, 'names' | 'publisher' | 'logger'>,
+  { message }: Received,
+  reason: string,
+  abandoned: () => boolean,
+): Promise<void> {
+  // amqplib types message properties as any.
+  const properties = message.properties as {
+    contentType?: string;
+    contentEncoding?: string;
+    correlationId?: string;
+    type?: string;
+    appId?: string;
+    timestamp?: number;
+    messageId?: string;
+    headers?: Record<string, unknown>;
+  };
+  const options = {
+    contentType: properties.contentType,
+    contentEncoding: properties.contentEncoding,
+    correlationId: properties.correlationId,
+    type: properties.type,
+    appId: properties.appId,
+    timestamp: properties.timestamp,
+    messageId: `dead.${++sequence}`,
+    headers: {
+      ...properties.headers,
+      'x-hookbus-original-message-id': properties.messageId,
+      [DEAD_REASON_HEADER]: reason,
+      'x-hookbus-original-exchange': message.fields.exchange,
+      'x-hookbus-original-routing-key': message.fields.routingKey,
+    },
+    persistent: true,
+    mandatory: true,
+  };
+  return untilDone(
+    () => publisher.publish(names.dead, '', message.content, options, CONFIRM_TIMEOUT_MS),
+    abandoned,
+    (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
+  );
+}
+
 /** Acks on the channel the message came from; a closed channel has already returned it to the queue. */
 export function ack({ channel, message }: Received): void {
   try {

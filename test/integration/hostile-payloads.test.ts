@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
+import { DELIVERY_KEY } from '../../src/dispatch/topology.js';
 import { metricValue } from '../support/app.js';
 import { type BusClient, deliveries, dispatchSuite, envelope, subscribe } from '../support/dispatch.js';
 import { uniqueName } from '../support/env.js';
@@ -236,5 +237,29 @@ describe('poison is isolated', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await metricValue(app, 'hookbus_dispatch_messages_total{outcome="invalid"}')).toBe(invalidBefore + POISON);
     expect(await deliveries(app, { tenantId: hostile })).toHaveLength(0);
+  });
+
+  it('When a delivery message is unreadable, then it goes to hookbus.dead with the reason instead of being dropped or retried', async () => {
+    const dead = `${app.config.dispatch.queuePrefix}.dead`;
+    await bus.channel.purgeQueue(dead);
+    const invalidBefore = (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="invalid"}')) ?? 0;
+    const deliveriesExchange = `${app.config.dispatch.queuePrefix}.deliveries`;
+    await bus.publish(deliveriesExchange, DELIVERY_KEY, 'garbage', { messageId: 'bad-1' });
+    await bus.publish(deliveriesExchange, DELIVERY_KEY, JSON.stringify({ deliveryId: 'msg_x' }), {
+      messageId: 'bad-2',
+    });
+    await eventually(
+      async () => (await metricValue(app, 'hookbus_dispatch_messages_total{outcome="invalid"}')) === invalidBefore + 2,
+    );
+    const reasons: Record<string, string> = {};
+    for (let i = 0; i < 2; i++) {
+      const message = await eventually(async () => (await bus.channel.get(dead, { noAck: true })) || undefined);
+      const headers = message.properties.headers as Record<string, string>;
+      reasons[headers['x-hookbus-original-message-id']!] = headers['x-hookbus-dead-reason']!;
+    }
+    expect(reasons).toEqual({
+      'bad-1': 'not a delivery message: not JSON',
+      'bad-2': 'not a delivery message: webhookId is not a string',
+    });
   });
 });
