@@ -48,6 +48,9 @@ export const MAX_DATA_DEPTH = 512;
 /** The largest envelope the dispatcher carries: well under MongoDB's 16 MiB document limit (a delivery stores it). */
 export const MAX_ENVELOPE_BYTES = 9 * 1024 * 1024;
 
+/** The largest `INBOUND_MAX_BODY`: a body that size still fits an envelope with its kept headers. */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type Unreadable = 'empty' | 'not UTF-8' | 'too deep' | 'not JSON';

@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { MAX_BODY_BYTES } from '../envelope.js';
 import {
   boundedDuration,
   MAX_TIMER_MS,
@@ -72,7 +73,13 @@ export const PARSERS = {
       throw new Error(`every wait must be from 1ms to ${MAX_TIMER_MS}ms`);
     return list;
   },
-  'byte-size': parseByteSize,
+  /** Request bodies: every accepted body must still fit an envelope the dispatcher carries. */
+  'body-size': (value: unknown) => {
+    const size = parseByteSize(value);
+    if (size > MAX_BODY_BYTES)
+      throw new Error(`must be at most ${MAX_BODY_BYTES} bytes (8mb): larger envelopes are not carried`);
+    return size;
+  },
   'host-list': parseHostList,
   bindings: parseBindings,
   'jwt-algorithms': parseJwtAlgorithms,
@@ -174,7 +181,7 @@ export const schema = {
   },
   inbound: {
     exchange: key('INBOUND_EXCHANGE', 'non-empty', 'events-to-enrich', 'Topic exchange for inbound webhooks.'),
-    maxBody: key('INBOUND_MAX_BODY', 'byte-size', '1mb', 'Largest inbound body.'),
+    maxBody: key('INBOUND_MAX_BODY', 'body-size', '1mb', 'Largest inbound body (at most 8mb).'),
     confirmTimeoutMs: key(
       'INBOUND_CONFIRM_TIMEOUT_MS',
       'duration',

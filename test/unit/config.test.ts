@@ -178,6 +178,13 @@ describe('configuration', () => {
     expect(loadConfig({ ...base, DELIVERY_LOG_MAX_AGE: '1y' }).deliveryLog.maxAge).toBe(31_557_600_000);
   });
 
+  it('When INBOUND_MAX_BODY is over 8mb, then start-up is refused: such a body would not fit an envelope', () => {
+    expect(loadConfig({ ...base, INBOUND_MAX_BODY: '8mb' }).inbound.maxBody).toBe(8 * 1024 * 1024);
+    expect(errorOf({ ...base, INBOUND_MAX_BODY: '9mb' }).message).toMatch(
+      /INBOUND_MAX_BODY: must be at most 8388608 bytes/,
+    );
+  });
+
   it('When the roles include api and no JWT key is set, then start-up is refused naming JWT_SECRET', () => {
     const error = errorOf({ NODE_ENV: 'production' });
     expect(error.message).toMatch(/JWT_SECRET: a JWT key is required when HOOKBUS_ROLES includes api/);
