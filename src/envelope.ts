@@ -51,7 +51,9 @@ export const MAX_ENVELOPE_BYTES = 9 * 1024 * 1024;
 /** The largest `INBOUND_MAX_BODY`: a body that size still fits an envelope with its kept headers. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: the decoder must not drop a mark on its own, or the text parsed and the bytes
+// carried would differ (a second mark would pass JSON.parse but stay in the bytes).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 type Unreadable = 'empty' | 'not UTF-8' | 'too deep' | 'not JSON';
 export type Payload = { ok: true; value: unknown; bytes: Buffer } | { ok: false; why: Unreadable; problem: string };

@@ -147,6 +147,15 @@ describe('bodies hookbus could not carry are refused before the 2xx', () => {
     });
     // No dispatcher queue is bound to this event name in every setup: 202 or 503, never a 400/500.
     expect([202, 503]).toContain(withBom.status);
+    // A second mark is not JSON: 400, not a 500 from bytes and text that disagree.
+    const twoMarks = await fetch(`${app.url}/api/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...bearer(tenant) },
+      body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bom]),
+    });
+    expect(twoMarks.status).toBe(400);
+    const inbound = await postInbound(app, hook, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bom]));
+    expect(inbound.status).toBe(400);
     const bad = Buffer.concat([Buffer.from('{"event":"x","data":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
     const res = await fetch(`${app.url}/api/events`, {
       method: 'POST',
@@ -192,6 +201,9 @@ describe('poison is isolated', () => {
           return Buffer.from(JSON.stringify({ ...valid, tenantId: null }));
       }
     };
+    // The victim's hook is looked up once before the flood, as on any busy gateway.
+    expect((await postInbound(app, victimHook, '{"warm":true}')).status).toBe(202);
+    await eventually(() => receiver.requests.some((r) => r.path === '/hook/victim'));
     const POISON = 200;
     const flood = (async () => {
       for (let i = 0; i < POISON; i++) await bus.publish(inbound, 'x', poison(i), { messageId: `poison-${i}` });

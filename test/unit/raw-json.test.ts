@@ -32,6 +32,8 @@ describe('JSON read as bytes', () => {
   it('When a payload is read, then a BOM is dropped and invalid UTF-8, bad JSON and deep nesting are refused', () => {
     expect(readPayload(Buffer.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]))).toMatchObject({ ok: true, value: {} });
     expect(readPayload(Buffer.from([0x22, 0xc3, 0x28, 0x22]))).toMatchObject({ ok: false, why: 'not UTF-8' });
+    const twoMarks = Buffer.from([0xef, 0xbb, 0xbf, 0xef, 0xbb, 0xbf, 0x7b, 0x7d]);
+    expect(readPayload(twoMarks)).toMatchObject({ ok: false, why: 'not JSON' });
     expect(readPayload(bytes('{'))).toMatchObject({ ok: false, why: 'not JSON' });
     expect(readPayload(bytes(''))).toMatchObject({ ok: false, why: 'empty' });
     expect(readPayload(bytes(`${'['.repeat(513)}${']'.repeat(513)}`))).toMatchObject({ ok: false, why: 'too deep' });
