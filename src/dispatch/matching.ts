@@ -1,8 +1,8 @@
 import mongoose from 'mongoose';
-import { RE2JS } from 're2js';
 import type { ControlHandler, ControlMessage } from '../bus/control.js';
 import type { Logger } from '../logger.js';
 import type { SubscriptionModel, SubscriptionRecord } from '../webhooks/model.js';
+import { compileResourceKeyPattern, type ResourceKeyPattern } from '../webhooks/resource-key-pattern.js';
 import { Stopped, untilDone } from './work.js';
 
 /** What matching needs to know of an envelope. */
@@ -17,16 +17,36 @@ export class CompiledSubscription {
   private readonly exact = new Set<string>();
   private readonly prefixes: string[] = [];
   private readonly all: boolean;
-  private readonly resourceKey: RE2JS | null;
+  private readonly resourceKey: Pick<ResourceKeyPattern, 'matches'> | null;
+  /** Why a stored resource key pattern matches nothing (invalid, or stored before today's limits). */
+  readonly patternRefused: string | undefined;
 
-  constructor(readonly record: SubscriptionRecord) {
+  /** `previous`: the same subscription before a reload, whose compiled pattern is reused if unchanged. */
+  constructor(
+    readonly record: SubscriptionRecord,
+    previous?: CompiledSubscription,
+  ) {
     for (const pattern of record.events) {
       if (pattern.endsWith('*')) this.prefixes.push(pattern.slice(0, -1));
       else this.exact.add(pattern);
     }
     this.all = this.prefixes.includes('');
     const source = record.filter?.resourceKeyPattern;
-    this.resourceKey = source === undefined ? null : compileOrNever(source);
+    if (source === undefined) {
+      this.resourceKey = null;
+    } else if (previous && previous.record.filter?.resourceKeyPattern === source) {
+      this.resourceKey = previous.resourceKey;
+      this.patternRefused = previous.patternRefused;
+    } else {
+      try {
+        this.resourceKey = compileResourceKeyPattern(source);
+      } catch (error) {
+        // The API refuses such patterns; one stored before (or some other way) matches nothing
+        // rather than everything, and never runs unbounded.
+        this.resourceKey = MATCHES_NOTHING;
+        this.patternRefused = (error as Error).message;
+      }
+    }
   }
 
   /** Event exact or by a trailing `*` glob (`github.*` takes `github.a.b`); resourceKey matched whole. */
@@ -40,14 +60,7 @@ export class CompiledSubscription {
   }
 }
 
-/** The API refuses invalid patterns; one stored some other way matches nothing rather than everything. */
-function compileOrNever(source: string): RE2JS {
-  try {
-    return RE2JS.compile(source);
-  } catch {
-    return RE2JS.compile('[^\\s\\S]');
-  }
-}
+const MATCHES_NOTHING = { matches: () => false };
 
 const SITE = Symbol('site');
 
@@ -153,12 +166,26 @@ export class SubscriptionCache implements ControlHandler {
       (error, retryInMs) => this.logger.warn({ err: error.message, retryInMs }, 'could not load subscriptions'),
     );
     if (generation !== this.generation) return;
-    this.byId = new Map(records.map((record) => [record._id, new CompiledSubscription(record)]));
+    this.byId = new Map(records.map((record) => [record._id, this.compile(record)]));
     this.index = undefined;
     this.loading = false;
     const changed = [...this.changedDuringLoad];
     this.changedDuringLoad.clear();
     await Promise.all(changed.map((id) => this.reloadOne(id)));
+  }
+
+  /** Reuses the compiled pattern while it is unchanged, so a refused one is logged once, not per reload. */
+  private compile(record: SubscriptionRecord): CompiledSubscription {
+    const previous = this.byId.get(record._id);
+    const compiled = new CompiledSubscription(record, previous);
+    const pattern = record.filter?.resourceKeyPattern;
+    if (compiled.patternRefused !== undefined && pattern !== previous?.record.filter?.resourceKeyPattern) {
+      this.logger.warn(
+        { id: record._id, tenantId: record.tenantId, reason: compiled.patternRefused },
+        'resource key pattern refused: the subscription takes no events until its pattern is changed',
+      );
+    }
+    return compiled;
   }
 
   /** Before the first connection is open a query fails at once: wait for it quietly. */
@@ -186,7 +213,7 @@ export class SubscriptionCache implements ControlHandler {
       (error, retryInMs) => this.logger.warn({ err: error.message, id, retryInMs }, 'could not reload a subscription'),
     );
     if (!latest()) return this.reloads.get(id);
-    if (record) this.byId.set(id, new CompiledSubscription(record));
+    if (record) this.byId.set(id, this.compile(record));
     else this.byId.delete(id);
     this.index = undefined;
   }

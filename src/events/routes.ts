@@ -14,6 +14,7 @@ import { callerOf, requireCaller } from '../http/auth.js';
 import { HttpProblem } from '../http/problem.js';
 import { parseOrThrow } from '../http/validation.js';
 import { topLevelMembers } from '../json/raw.js';
+import { MAX_RESOURCE_KEY_LENGTH } from '../webhooks/resource-key-pattern.js';
 
 /** An exact event name: words joined by dots, no glob (it is also the routing key). */
 export const EVENT_NAME = /^([A-Za-z0-9_-]{1,64}\.){0,7}[A-Za-z0-9_-]{1,64}$/;
@@ -28,7 +29,13 @@ const eventInput = z.strictObject({
       `must be at most ${ConfirmPublisher.MAX_ROUTING_KEY_BYTES} characters`,
     ),
   data: z.unknown().refine((value) => value !== undefined, 'is required'),
-  resourceKey: z.string().min(1).max(1024, 'must be at most 1024 characters').nullable().optional(),
+  // Longer keys would match no resource key pattern (matching is bounded).
+  resourceKey: z
+    .string()
+    .min(1)
+    .max(MAX_RESOURCE_KEY_LENGTH, `must be at most ${MAX_RESOURCE_KEY_LENGTH} characters`)
+    .nullable()
+    .optional(),
 });
 
 /**

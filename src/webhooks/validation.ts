@@ -1,5 +1,5 @@
-import { RE2JS } from 're2js';
 import { z } from 'zod';
+import { compileResourceKeyPattern, ResourceKeyPatternError } from './resource-key-pattern.js';
 
 /** Exact event names (words joined by dots) or a trailing `*` glob: `github.push`, `github.*`, `*`. */
 export const EVENT_PATTERN = /^(\*|([A-Za-z0-9_-]{1,64}\.){0,7}([A-Za-z0-9_-]{1,64}|\*))$/;
@@ -53,16 +53,14 @@ const url = z
     }
   });
 
-const resourceKeyPattern = z
-  .string()
-  .max(1024, 'must be at most 1024 characters')
-  .superRefine((pattern, ctx) => {
-    try {
-      RE2JS.compile(pattern);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `is not a valid regular expression: ${(error as Error).message}` });
-    }
-  });
+const resourceKeyPattern = z.string().superRefine((pattern, ctx) => {
+  try {
+    compileResourceKeyPattern(pattern);
+  } catch (error) {
+    if (!(error instanceof ResourceKeyPatternError)) throw error;
+    ctx.addIssue({ code: 'custom', message: error.message });
+  }
+});
 
 const secretText = z.string().min(1, 'must not be empty').max(4096, 'must be at most 4096 characters');
 const auth = z.union(

@@ -292,3 +292,77 @@ describe('the subscriptions API refusing internal targets (DELIVERY_ALLOW_PRIVAT
     },
   );
 });
+
+describe('the subscriptions API bounding resource key patterns', () => {
+  let app: App;
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${app.url}${path}`, {
+      method,
+      headers: { ...json, ...bearer('t-pattern') },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const base = { url: 'https://receiver.example.com/hooks', events: ['github.push'] };
+  const typical = '^acme/(?:api|web|worker)/[0-9]+$';
+
+  beforeAll(async () => {
+    app = await startTestApp({ HOOKBUS_ROLES: 'api' });
+    await waitReady(app);
+  });
+  afterAll(async () => {
+    await app?.stop();
+  });
+
+  it.each([
+    [
+      'the finding of issue #11, (?:a?){999} ten times',
+      '(?:a?){999}'.repeat(10),
+      'repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)',
+    ],
+    ['257 characters', `[${'a'.repeat(255)}]`, 'must be at most 256 characters'],
+    ['a program over 64 instructions', '(?:a*){32}', 'compiles to more than 64 instructions'],
+  ])(
+    'When a subscription is created with %s, then 400 naming the limit; a typical pattern is accepted',
+    async (_what, pattern, message) => {
+      const res = await call('POST', '/api/webhooks', { ...base, filter: { resourceKeyPattern: pattern } });
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      const problem = (await res.json()) as { type: string; errors: unknown[] };
+      expect(problem.type).toBe('urn:hookbus:problem:validation-error');
+      expect(problem.errors).toEqual([{ path: 'filter.resourceKeyPattern', message }]);
+
+      const created = await call('POST', '/api/webhooks', { ...base, filter: { resourceKeyPattern: typical } });
+      expect(created.status).toBe(201);
+      expect(((await created.json()) as Sub).filter).toEqual({ resourceKeyPattern: typical });
+    },
+  );
+
+  it.each([
+    [
+      'the finding of issue #11, (?:a?){999} ten times',
+      '(?:a?){999}'.repeat(10),
+      'repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)',
+    ],
+    ['257 characters', `[${'a'.repeat(255)}]`, 'must be at most 256 characters'],
+    ['a program over 64 instructions', '(?:a*){32}', 'compiles to more than 64 instructions'],
+  ])(
+    'When a subscription is patched to %s, then 400 naming the limit and the pattern is unchanged',
+    async (_what, pattern, message) => {
+      const created = await call('POST', '/api/webhooks', { ...base, filter: { resourceKeyPattern: 'acme/.*' } });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as Sub;
+
+      const res = await call('PATCH', `/api/webhooks/${id}`, { filter: { resourceKeyPattern: pattern } });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { errors: unknown[] }).errors).toEqual([
+        { path: 'filter.resourceKeyPattern', message },
+      ]);
+      expect(((await (await call('GET', `/api/webhooks/${id}`)).json()) as Sub).filter).toEqual({
+        resourceKeyPattern: 'acme/.*',
+      });
+
+      const patched = await call('PATCH', `/api/webhooks/${id}`, { filter: { resourceKeyPattern: typical } });
+      expect(patched.status).toBe(200);
+      expect(((await patched.json()) as Sub).filter).toEqual({ resourceKeyPattern: typical });
+    },
+  );
+});

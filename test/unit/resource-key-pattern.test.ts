@@ -1,0 +1,253 @@
+import { RE2JS } from 're2js';
+import { describe, expect, it } from 'vitest';
+import { CompiledSubscription, SubscriptionCache } from '../../src/dispatch/matching.js';
+import { createLogger } from '../../src/logger.js';
+import type { SubscriptionModel, SubscriptionRecord } from '../../src/webhooks/model.js';
+import {
+  compileResourceKeyPattern,
+  MAX_PATTERN_LENGTH,
+  MAX_PROGRAM_SIZE,
+  MAX_REPEAT,
+  MAX_RESOURCE_KEY_LENGTH,
+  ResourceKeyPatternError,
+} from '../../src/webhooks/resource-key-pattern.js';
+
+/** The pattern of issue #11: accepted before, it blocked the event loop for seconds per match. */
+const FINDING = '(?:a?){999}'.repeat(10);
+const refusal = (pattern: string) => {
+  try {
+    compileResourceKeyPattern(pattern);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ResourceKeyPatternError);
+    return (error as Error).message;
+  }
+  return undefined;
+};
+
+describe('resource key pattern limits', () => {
+  it('When the limits are read, then they are the documented ones', () => {
+    expect({ MAX_PATTERN_LENGTH, MAX_REPEAT, MAX_PROGRAM_SIZE, MAX_RESOURCE_KEY_LENGTH }).toEqual({
+      MAX_PATTERN_LENGTH: 256,
+      MAX_REPEAT: 100,
+      MAX_PROGRAM_SIZE: 64,
+      MAX_RESOURCE_KEY_LENGTH: 256,
+    });
+  });
+
+  it('When a pattern is longer than 256 characters, then it is refused naming the length', () => {
+    const longest = `[${'a'.repeat(MAX_PATTERN_LENGTH - 2)}]`;
+    expect(refusal(longest)).toBeUndefined();
+    expect(refusal(`${longest}?`)).toBe('must be at most 256 characters');
+  });
+
+  it.each([
+    ['the finding of issue #11', FINDING],
+    ['one count above 100', 'a{101}'],
+    ['a range reaching above 100', 'a{2,101}'],
+    ['nested counts multiplying above 100', '(?:(?:a{2}){6}b){9}'],
+    ['counts of something empty', '(?:){1000}'],
+  ])('When a pattern has %s, then it is refused naming the repetition limit', (_what, pattern) => {
+    expect(refusal(pattern)).toBe('repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)');
+  });
+
+  it.each([
+    ['more elements than instructions allowed (checked before compiling)', 'a{100}'],
+    ['nested counts of 100 in all', '(?:(?:[a-z]{10}){10})'],
+    ['65 characters', 'x'.repeat(65)],
+    ['loops past the limit (checked after compiling)', '(?:a*){32}'],
+    ['alternatives past the limit', '(?:alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel|india|juliett|kilo|lima)'],
+  ])('When a pattern has %s, then it is refused naming the program size', (_what, pattern) => {
+    expect(refusal(pattern)).toBe('compiles to more than 64 instructions');
+  });
+
+  it('When a pattern is not RE2 syntax, then the message says so with re2js reason', () => {
+    expect(refusal('(a')).toMatch(/^is not a valid regular expression: .*missing closing \)/);
+    expect(refusal('(a)\\1')).toMatch(/^is not a valid regular expression: /);
+  });
+
+  it.each([
+    ['a/.*', 'a/b/c'],
+    ['^[a-z0-9/]+$', 'acme/widgets'],
+    ['^acme/(?:api|web|worker)/[0-9]+$', 'acme/web/42'],
+    ['^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$', '0b6c0d7e-1f1e-4c1e-9c55-5d3f0a1b2c3d'],
+    ['^tenants/acme/sites/[^/]+/devices/.*$', 'tenants/acme/sites/s-1/devices/d-9'],
+    ['org/(acme|globex|initech)/repos/[^/]+/branches/(main|release-.*)', 'org/globex/repos/x/branches/release-2'],
+    ['(?i)^github\\.com/acme-corp/[a-z0-9._-]+$', 'GitHub.com/ACME-corp/widgets'],
+    ['(?:a*){31}', 'aaaa'],
+    ['a{62}', 'a'.repeat(62)],
+  ])('When a typical pattern %s is compiled, then it is accepted and matches %s', (pattern, key) => {
+    const compiled = compileResourceKeyPattern(pattern);
+    expect(compiled.programSize).toBeLessThanOrEqual(MAX_PROGRAM_SIZE);
+    expect(compiled.matches(key)).toBe(true);
+    expect(compiled.matches(`${key}\n`)).toBe(false);
+  });
+});
+
+describe('resource key matching', () => {
+  it('When a key is longer than MAX_RESOURCE_KEY_LENGTH, then no pattern matches it', () => {
+    const any = compileResourceKeyPattern('(?s).*');
+    expect(any.matches('a'.repeat(MAX_RESOURCE_KEY_LENGTH))).toBe(true);
+    expect(any.matches('a'.repeat(MAX_RESOURCE_KEY_LENGTH + 1))).toBe(false);
+  });
+
+  it.each([
+    ['acct-[0-9]+', 'acct-12', true],
+    ['acct-[0-9]+', 'xacct-12', false],
+    ['acct-[0-9]+', 'acct-12x', false],
+    ['', '', true],
+    ['a*', '', true],
+    ['(?i)k', '\u212a', true],
+    ['(?i)s', '\u017f', true],
+    ['(?i)ж+', 'ЖжЖ', true],
+    ['\\bab\\b', 'ab', true],
+    ['a\\bb', 'ab', false],
+    ['a\\Bb', 'ab', true],
+    ['(?m)a$\\n^b', 'a\nb', true],
+    ['a$\\nb', 'a\nb', false],
+    ['.', '😀', true],
+    ['..', '😀', false],
+    ['.', '\n', false],
+    ['(?s).', '\n', true],
+    ['[^a]', '\ud800', true],
+    ['\\p{Greek}+', 'αβγ', true],
+    ['[[:alpha:]]+\\d', 'abc1', true],
+  ])('When %s meets %j, then matches is %s, as in re2js', (pattern, key, expected) => {
+    expect(compileResourceKeyPattern(pattern).matches(key)).toBe(expected);
+    expect(RE2JS.compile(pattern).matcher(key).matches()).toBe(expected);
+  });
+
+  it('When random patterns meet random keys, then every answer is re2js Matcher.matches() answer', () => {
+    const random = mulberry32(11);
+    const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;
+    const atoms = [
+      'a',
+      'b',
+      'k',
+      'ab',
+      'ж',
+      '😀',
+      '.',
+      '[a-c]',
+      '[^a]',
+      '\\d',
+      '\\w',
+      '\\s',
+      '\\pL',
+      '\\b',
+      '\\B',
+      '^',
+      '$',
+      '\\A',
+      '\\z',
+      '-',
+      '\\n',
+    ];
+    const pattern = (depth: number): string => {
+      const choice = Math.floor(random() * (depth > 2 ? 2 : 6));
+      if (choice <= 1) return pick(atoms);
+      if (choice === 2) return pattern(depth + 1) + pattern(depth + 1);
+      if (choice === 3) return `(${pick(['', '?:', '?i:', '?s:', '?m:'])}${pattern(depth + 1)}|${pattern(depth + 1)})`;
+      if (choice === 4) return `(?:${pattern(depth + 1)})${pick(['*', '+', '?', '*?', '{2}', '{1,3}', '{2,}'])}`;
+      return `${pick(['(?i)', '(?s)', '(?m)', ''])}${pattern(depth + 1)}`;
+    };
+    const keyChars = ['a', 'a', 'b', 'k', 'K', '\u212a', 'ж', 'Ж', '😀', '\n', ' ', '1', '-', '_', '\ud800'];
+    let compared = 0;
+    let matched = 0;
+    for (let p = 0; p < 1500; p++) {
+      const source = pattern(0);
+      const ours = compileResourceKeyPattern(source);
+      const theirs = RE2JS.compile(source);
+      for (let k = 0; k < 20; k++) {
+        const key = Array.from({ length: Math.floor(random() * 7) }, () => pick(keyChars)).join('');
+        const expected = theirs.matcher(key).matches();
+        expect(ours.matches(key), `${source} on ${JSON.stringify(key)}`).toBe(expected);
+        compared++;
+        if (expected) matched++;
+      }
+    }
+    // Enough of both answers for the comparison to mean something.
+    expect(matched).toBeGreaterThan(compared / 20);
+    expect(matched).toBeLessThan(compared / 2);
+  });
+});
+
+describe('stored patterns beyond the limits', () => {
+  const record = (pattern: string): SubscriptionRecord => ({
+    _id: 'wh_old',
+    tenantId: 't1',
+    name: null,
+    description: null,
+    url: 'https://example.com/hook',
+    events: ['*'],
+    scope: 'tenant',
+    filter: { resourceKeyPattern: pattern },
+    headers: [],
+    auth: null,
+    sslVerification: true,
+    enabled: true,
+    payload: 'envelope',
+    retry: {},
+    secrets: [],
+    createdAt: new Date(),
+    createdBy: 'a',
+    updatedAt: new Date(),
+    updatedBy: 'a',
+  });
+  const input = { tenantId: 't1', event: 'github.push' };
+
+  it('When a stored pattern breaks the limits, then it matches nothing, not even keys it would match', () => {
+    const stored = new CompiledSubscription(record(FINDING));
+    expect(stored.patternRefused).toMatch(/^repeats more than 100 times/);
+    expect(stored.matches({ ...input, resourceKey: 'a' })).toBe(false);
+    expect(stored.matches({ ...input, resourceKey: 'a'.repeat(1024) })).toBe(false);
+  });
+
+  it('When a key is longer than MAX_RESOURCE_KEY_LENGTH, then a subscription with a pattern does not take it', () => {
+    const keyed = new CompiledSubscription(record('a*'));
+    expect(keyed.matches({ ...input, resourceKey: 'a'.repeat(MAX_RESOURCE_KEY_LENGTH) })).toBe(true);
+    expect(keyed.matches({ ...input, resourceKey: 'a'.repeat(MAX_RESOURCE_KEY_LENGTH + 1) })).toBe(false);
+  });
+
+  it('When a refused pattern is loaded, reloaded and matched many times, then one warning is logged', async () => {
+    const lines: { level: number; msg: string; id?: string; reason?: string }[] = [];
+    const logger = createLogger('info', {
+      write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]),
+    });
+    const records = [record(FINDING)];
+    const model = {
+      db: { readyState: 1 },
+      find: () => ({ lean: async () => records }),
+      findById: () => ({ lean: async () => records[0] }),
+    } as unknown as SubscriptionModel;
+    const cache = new SubscriptionCache(model, logger);
+    try {
+      await cache.ready();
+      for (let i = 0; i < 100; i++) expect(cache.match({ ...input, resourceKey: 'a' })).toEqual([]);
+      cache.onResync();
+      await cache.ready();
+      cache.onMessage({ kind: 'subscription.changed', id: 'wh_old' });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(cache.match({ ...input, resourceKey: 'a' })).toEqual([]);
+    } finally {
+      cache.stop();
+    }
+    const warnings = lines.filter((line) => line.level === 40);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        id: 'wh_old',
+        reason: 'repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)',
+      }),
+    ]);
+  });
+});
+
+/** A small seeded generator: the same patterns and keys on every run. */
+function mulberry32(seed: number) {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
