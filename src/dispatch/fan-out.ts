@@ -13,7 +13,7 @@ import { DELIVERY_KEY } from './topology.js';
 import { Batcher } from './work.js';
 
 /** Matching runs at most this long before other work (health checks, acks) gets a turn. */
-const SLICE_MS = 10;
+const SLICE_MS = 5;
 
 export type FanOutOptions = StageOptions;
 
@@ -35,6 +35,8 @@ interface Plan {
 export class FanOut {
   private readonly batcher = new Batcher<Received>((batch) => void this.options.track(this.process(batch)));
 
+  private planning: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly options: FanOutOptions) {}
 
   receive(channel: Channel, message: ConsumeMessage): void {
@@ -47,7 +49,10 @@ export class FanOut {
     const abandoned = () => stopped() || batch.every((r) => isClosed(r.channel));
     try {
       await cache.ready();
-      const { docs, messages, outcomes } = await this.planAll(batch);
+      // One batch is planned at a time: slices of concurrent batches would otherwise add up in one turn.
+      const planned = this.planning.then(() => this.planAll(batch));
+      this.planning = planned.catch(() => undefined);
+      const { docs, messages, outcomes } = await planned;
       const existing = await store.insertIfAbsent(docs);
       // A delivery that already exists came from an earlier copy of this envelope: only one
       // still `pending` may have lost its delivery message (a crash before the confirm).
