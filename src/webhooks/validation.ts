@@ -80,10 +80,21 @@ const auth = z.union(
   { error: 'must be {"bearer": token} or {"basic": {"username", "password"}}' },
 );
 
-const headers = z.record(
-  z.string().regex(HEADER_NAME, 'must be an HTTP header name'),
-  z.string().regex(HEADER_VALUE, 'must be printable text of at most 4096 characters'),
-);
+// zod's record skips a `__proto__` key unseen (it cannot be a plain object's own header): refuse
+// it rather than drop a field the caller sent.
+const headers = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+      ctx.addIssue({ code: 'custom', path: ['__proto__'], message: 'is not accepted as a header name' });
+    }
+  })
+  .pipe(
+    z.record(
+      z.string().regex(HEADER_NAME, 'must be an HTTP header name'),
+      z.string().regex(HEADER_VALUE, 'must be printable text of at most 4096 characters'),
+    ),
+  );
 
 /** Fields shared by create and update; on update every one is optional and null clears. */
 const fields = {

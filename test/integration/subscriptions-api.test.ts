@@ -185,6 +185,8 @@ describe('the subscriptions API', () => {
       ['a hop-by-hop header', { headers: { 'Transfer-Encoding': 'chunked' } }, 'headers.Transfer-Encoding'],
       ['Authorization with auth', { headers: { Authorization: 'x' }, auth: { bearer: 't' } }, 'headers.Authorization'],
       ['a header value with a newline', { headers: { 'X-A': 'a\r\nX-B: b' } }, 'headers.X-A'],
+      // An own `__proto__` key, as JSON.parse makes it (an object literal would set the prototype).
+      ['a __proto__ header', { headers: JSON.parse('{"__proto__": "x", "X-A": "b"}') as unknown }, 'headers.__proto__'],
       ['an unknown auth kind', { auth: { digest: 'x' } }, 'auth'],
       ['too many attempts', { retry: { maxAttempts: 5 } }, 'retry.maxAttempts'],
       ['a longer timeout', { retry: { timeoutMs: 60_000 } }, 'retry.timeoutMs'],
