@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import { z } from 'zod';
-import { nestingDepth, topLevelMembers, withoutBom, withRawMember } from './json/raw.js';
+import { nestingDepth, topLevelMembers, trimmed, withoutBom, withRawMember } from './json/raw.js';
 
 /** The one message shape on the bus (SPEC §4.2). */
 export interface Envelope {
@@ -63,12 +63,12 @@ const unreadable = (why: Unreadable, problem: string): Payload => ({ ok: false, 
 /**
  * A request body read as a payload hookbus will carry: strict UTF-8 JSON, a leading byte-order
  * mark dropped (RFC 8259 §8.1), nesting at most `maxDepth` deep. `bytes` is the JSON text exactly
- * as sent, less the mark; `value` is for reading fields (event names, timestamps), never for
+ * as sent, less the mark and the whitespace around the value; `value` is for reading fields (event names, timestamps), never for
  * re-encoding.
  */
 export function readPayload(raw: Buffer, maxDepth = MAX_DATA_DEPTH): Payload {
-  const bytes = withoutBom(raw);
-  if (bytes.length === 0) return unreadable('empty', 'The body is empty.');
+  const bytes = trimmed(withoutBom(raw));
+  if (bytes.length === 0) return unreadable('empty', 'The body is empty (or only whitespace).');
   let text: string;
   try {
     text = utf8.decode(bytes);

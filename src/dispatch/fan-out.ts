@@ -22,7 +22,8 @@ type Outcome = { received: Received; outcome: 'dispatched' | 'no_subscribers' | 
 /** What one envelope becomes: its deliveries and their messages. */
 interface Plan {
   docs: DeliveryDoc[];
-  messages: DeliveryMessage[];
+  /** With each message its payload encoded as JSON once, shared by the envelope's deliveries. */
+  messages: { message: DeliveryMessage; payloadJson: Buffer }[];
 }
 
 /**
@@ -57,15 +58,16 @@ export class FanOut {
       // A delivery that already exists came from an earlier copy of this envelope: only one
       // still `pending` may have lost its delivery message (a crash before the confirm).
       // Two copies of one envelope in a batch make one delivery message, not two.
-      const unique = [...new Map(messages.map((m) => [m.deliveryId, m])).values()];
-      const toSend = unique.filter((m) => (existing.get(m.deliveryId) ?? 'pending') === 'pending');
+      const unique = [...new Map(messages.map((m) => [m.message.deliveryId, m])).values()];
+      const toSend = unique.filter((m) => (existing.get(m.message.deliveryId) ?? 'pending') === 'pending');
       await Promise.all([
-        ...toSend.map((m) =>
+        ...toSend.map(({ message, payloadJson }) =>
           publishDeliveryMessage(
             this.options,
             { exchange: this.options.names.deliveries, routingKey: DELIVERY_KEY },
-            m,
+            message,
             abandoned,
+            payloadJson,
           ),
         ),
         ...outcomes
@@ -123,10 +125,21 @@ export class FanOut {
       resourceKey: envelope.resourceKey ?? null,
     });
     const plan: Plan = { docs: [], messages: [] };
+    // Each body is made once per envelope, however many subscriptions take it: exactly the bytes
+    // received, the envelope as published or its `data` member as it stands there.
+    const bodies = new Map<'data' | 'envelope', { text: string; json: Buffer }>();
+    const bodyOf = (mode: 'data' | 'envelope') => {
+      let body = bodies.get(mode);
+      if (!body) {
+        const text = (mode === 'data' ? parsed.data() : content).toString('utf8');
+        body = { text, json: Buffer.from(JSON.stringify(text)) };
+        bodies.set(mode, body);
+      }
+      return body;
+    };
     for (const { record } of matches) {
       const deliveryId = deliveryIdOf(envelope.id, record._id);
-      // Exactly the bytes received: the envelope as published, or its `data` member as it stands there.
-      const payload = (record.payload === 'data' ? parsed.data() : content).toString('utf8');
+      const body = bodyOf(record.payload);
       plan.docs.push({
         _id: deliveryId,
         webhookId: record._id,
@@ -136,19 +149,22 @@ export class FanOut {
         event: envelope.event,
         url: record.url,
         status: 'pending',
-        payload,
+        payload: body.text,
         createdAt: now,
         updatedAt: now,
         nextAttemptAt: now,
       });
       plan.messages.push({
-        deliveryId,
-        webhookId: record._id,
-        tenantId: record.tenantId,
-        eventId: envelope.id,
-        event: envelope.event,
-        attempt: 1,
-        payload,
+        message: {
+          deliveryId,
+          webhookId: record._id,
+          tenantId: record.tenantId,
+          eventId: envelope.id,
+          event: envelope.event,
+          attempt: 1,
+          payload: body.text,
+        },
+        payloadJson: body.json,
       });
     }
     return plan;

@@ -1,5 +1,6 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConfirmPublisher } from '../bus/publisher.js';
+import { withRawMember } from '../json/raw.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { SubscriptionCache } from './matching.js';
@@ -59,8 +60,9 @@ export function publishDeliveryMessage(
   to: { exchange: string; routingKey: string },
   delivery: DeliveryMessage,
   abandoned: () => boolean,
+  payloadJson?: Buffer,
 ): Promise<void> {
-  const content = Buffer.from(JSON.stringify(delivery));
+  const content = encodeDeliveryMessage(delivery, payloadJson);
   return untilDone(
     () =>
       publisher.publish(
@@ -115,7 +117,7 @@ export function publishDead(
     timestamp: properties.timestamp,
     messageId: `dead.${++sequence}`,
     headers: {
-      ...properties.headers,
+      ...copiedHeaders(properties.headers),
       'x-hookbus-original-message-id': properties.messageId,
       [DEAD_REASON_HEADER]: reason,
       'x-hookbus-original-exchange': message.fields.exchange,
@@ -129,6 +131,42 @@ export function publishDead(
     abandoned,
     (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
   );
+}
+
+/**
+ * A delivery message as JSON. `payloadJson`, the payload already encoded as a JSON string, lets
+ * the deliveries of one envelope share one encoding of a payload that may be megabytes long.
+ */
+export function encodeDeliveryMessage(delivery: DeliveryMessage, payloadJson?: Buffer): Buffer {
+  const { payload, ...rest } = delivery;
+  return withRawMember(rest, 'payload', payloadJson ?? Buffer.from(JSON.stringify(payload)));
+}
+
+/**
+ * Header values copied onto a dead letter as they are: plain strings, finite numbers and booleans.
+ * Anything else (tables, arrays, typed values) is carried as JSON text in one header instead:
+ * amqplib reads a decoded table with a `!` key as a type on re-encoding and throws, which would
+ * keep the dead letter from ever being published.
+ */
+function copiedHeaders(headers: Record<string, unknown> = {}): Record<string, unknown> {
+  const copied: Record<string, unknown> = {};
+  const other: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const plain =
+      typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+    if (plain) copied[name] = value;
+    else other[name] = value;
+  }
+  if (Object.keys(other).length > 0) {
+    try {
+      copied['x-hookbus-original-headers'] = JSON.stringify(other, (_key, value: unknown) =>
+        typeof value === 'bigint' ? value.toString() : value,
+      );
+    } catch {
+      copied['x-hookbus-original-headers'] = 'unreadable';
+    }
+  }
+  return copied;
 }
 
 /** Acks on the channel the message came from; a closed channel has already returned it to the queue. */

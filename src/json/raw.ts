@@ -22,6 +22,18 @@ export const withoutBom = (bytes: Buffer): Buffer =>
 
 const isSpace = (byte: number) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 
+/**
+ * The JSON text without the whitespace around its value: that whitespace is not part of the value,
+ * and dropping it keeps a payload the same bytes whether it is sent whole or taken out of an envelope.
+ */
+export function trimmed(bytes: Buffer): Buffer {
+  let start = 0;
+  let end = bytes.length;
+  while (start < end && isSpace(bytes[start]!)) start++;
+  while (end > start && isSpace(bytes[end - 1]!)) end--;
+  return bytes.subarray(start, end);
+}
+
 /** The index just past the string whose opening quote is at `start`. */
 function skipString(bytes: Uint8Array, start: number): number {
   let i = start + 1;
