@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Bus } from './bus/connection.js';
@@ -11,6 +11,7 @@ import { within, type Dependency } from './health.js';
 import { createHttpApp } from './http/app.js';
 import { fastRouter } from './http/fast-route.js';
 import { healthRoutes } from './http/health-routes.js';
+import { createHttpServer } from './http/server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { dependenciesOf, ROLE_DEFINITIONS, topologyOf, type RoleContext, type RunningRole } from './roles/index.js';
@@ -81,9 +82,9 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     running.flatMap((r) => r.fastRoutes),
     { logger, metrics, isShuttingDown },
   );
-  const server = createServer((req, res) => {
+  const server = createHttpServer((req, res) => {
     if (!fast.serve(req, res)) http(req, res);
-  });
+  }, logger);
   server.listen(config.http.port, config.http.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

@@ -25,17 +25,23 @@ export class HttpProblem extends Error {
 
 export const PROBLEM_TYPE_BASE = 'urn:hookbus:problem:';
 
-/** Works on a plain node:http response as well as on Express's. */
-export function sendProblem(res: ServerResponse, problem: HttpProblem): void {
+/** The problem's JSON document. */
+export function problemBody(problem: HttpProblem): string {
   const { status, detail, extra } = problem;
-  for (const [name, value] of Object.entries(extra.headers ?? {})) res.setHeader(name, value);
-  const body = JSON.stringify({
+  return JSON.stringify({
     type: extra.type ? `${PROBLEM_TYPE_BASE}${extra.type}` : 'about:blank',
     title: extra.title ?? STATUS_CODES[status] ?? 'Error',
     status,
     detail,
     ...(extra.errors ? { errors: extra.errors } : {}),
   });
+}
+
+/** Works on a plain node:http response as well as on Express's. */
+export function sendProblem(res: ServerResponse, problem: HttpProblem): void {
+  const { status, extra } = problem;
+  for (const [name, value] of Object.entries(extra.headers ?? {})) res.setHeader(name, value);
+  const body = problemBody(problem);
   res.statusCode = status;
   res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
