@@ -37,6 +37,7 @@ export class FanOut {
   private readonly batcher = new Batcher<Received>((batch) => void this.options.track(this.process(batch)));
 
   private planning: Promise<unknown> = Promise.resolve();
+  private sliceStart = 0;
 
   constructor(private readonly options: FanOutOptions) {}
 
@@ -90,19 +91,22 @@ export class FanOut {
     }
   }
 
-  /** Each envelope planned on its own; matching yields to the event loop every SLICE_MS. */
+  /** Resolves at once within a slice; after SLICE_MS of work, on the next turn of the event loop. */
+  private slice(): Promise<void> | void {
+    if (performance.now() - this.sliceStart <= SLICE_MS) return;
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.sliceStart = performance.now();
+    });
+  }
+
+  /** Each envelope planned on its own, one at a time; planning yields to the event loop every SLICE_MS. */
   private async planAll(batch: Received[]): Promise<Plan & { outcomes: Outcome[] }> {
     const now = new Date();
     const all: Plan & { outcomes: Outcome[] } = { docs: [], messages: [], outcomes: [] };
-    let sliceStart = performance.now();
     for (const received of batch) {
-      if (performance.now() - sliceStart > SLICE_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
-        sliceStart = performance.now();
-      }
       let plan: Plan;
       try {
-        plan = this.plan(received.message.content, now);
+        plan = await this.plan(received.message.content, now);
       } catch (error) {
         all.outcomes.push({ received, outcome: 'invalid', reason: (error as Error).message });
         continue;
@@ -115,15 +119,18 @@ export class FanOut {
   }
 
   /** The deliveries of one envelope; throws (with the reason it is dead-lettered for) when it has none to give. */
-  private plan(content: Buffer, now: Date): Plan {
+  private async plan(content: Buffer, now: Date): Promise<Plan> {
+    await this.slice();
     const parsed = parseEnvelope(content);
     if (!parsed.ok) throw new Error(parsed.reason);
     const { envelope } = parsed;
-    const matches = this.options.cache.match({
-      tenantId: envelope.tenantId,
-      event: envelope.event,
-      resourceKey: envelope.resourceKey ?? null,
-    });
+    const input = { tenantId: envelope.tenantId, event: envelope.event, resourceKey: envelope.resourceKey ?? null };
+    const matches = [];
+    // One subscription at a time, so that a tenant with many costly patterns cannot hold the event loop either.
+    for (const candidate of this.options.cache.candidates(input)) {
+      await this.slice();
+      if (candidate.matches(input)) matches.push(candidate);
+    }
     const plan: Plan = { docs: [], messages: [] };
     // Each body is made once per envelope, however many subscriptions take it: exactly the bytes
     // received, the envelope as published or its `data` member as it stands there.

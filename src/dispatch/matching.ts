@@ -120,9 +120,13 @@ export class SubscriptionCache implements ControlHandler {
 
   /** Enabled subscriptions that take this event. */
   match(input: MatchInput): CompiledSubscription[] {
+    return this.candidates(input).filter((subscription) => subscription.matches(input));
+  }
+
+  /** Enabled subscriptions that may take this tenant's events (its own and site scope), unmatched yet. */
+  candidates(input: Pick<MatchInput, 'tenantId'>): CompiledSubscription[] {
     this.index ??= this.buildIndex();
-    const candidates = [...(this.index.get(input.tenantId) ?? []), ...(this.index.get(SITE) ?? [])];
-    return candidates.filter((subscription) => subscription.matches(input));
+    return [...(this.index.get(input.tenantId) ?? []), ...(this.index.get(SITE) ?? [])];
   }
 
   private buildIndex(): Map<string | typeof SITE, CompiledSubscription[]> {
