@@ -295,6 +295,17 @@ describe('the subscriptions API refusing internal targets (DELIVERY_ALLOW_PRIVAT
   );
 });
 
+/** Patterns over each limit, with the error that names it. */
+const OVER_LIMITS: [string, string, string][] = [
+  [
+    'the finding of issue #11, (?:a?){999} ten times',
+    '(?:a?){999}'.repeat(10),
+    'repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)',
+  ],
+  ['257 characters', `[${'a'.repeat(255)}]`, 'must be at most 256 characters'],
+  ['a program over 64 instructions', '(?:a*){32}', 'compiles to more than 64 instructions'],
+];
+
 describe('the subscriptions API bounding resource key patterns', () => {
   let app: App;
   const call = (method: string, path: string, body?: unknown) =>
@@ -314,15 +325,7 @@ describe('the subscriptions API bounding resource key patterns', () => {
     await app?.stop();
   });
 
-  it.each([
-    [
-      'the finding of issue #11, (?:a?){999} ten times',
-      '(?:a?){999}'.repeat(10),
-      'repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)',
-    ],
-    ['257 characters', `[${'a'.repeat(255)}]`, 'must be at most 256 characters'],
-    ['a program over 64 instructions', '(?:a*){32}', 'compiles to more than 64 instructions'],
-  ])(
+  it.each(OVER_LIMITS)(
     'When a subscription is created with %s, then 400 naming the limit; a typical pattern is accepted',
     async (_what, pattern, message) => {
       const res = await call('POST', '/api/webhooks', { ...base, filter: { resourceKeyPattern: pattern } });
@@ -338,15 +341,7 @@ describe('the subscriptions API bounding resource key patterns', () => {
     },
   );
 
-  it.each([
-    [
-      'the finding of issue #11, (?:a?){999} ten times',
-      '(?:a?){999}'.repeat(10),
-      'repeats more than 100 times ({n,m} counts, multiplied when nested, above 100)',
-    ],
-    ['257 characters', `[${'a'.repeat(255)}]`, 'must be at most 256 characters'],
-    ['a program over 64 instructions', '(?:a*){32}', 'compiles to more than 64 instructions'],
-  ])(
+  it.each(OVER_LIMITS)(
     'When a subscription is patched to %s, then 400 naming the limit and the pattern is unchanged',
     async (_what, pattern, message) => {
       const created = await call('POST', '/api/webhooks', { ...base, filter: { resourceKeyPattern: 'acme/.*' } });
