@@ -9,7 +9,8 @@
  * most threads alive. All shapes are ranked on a short run; the slowest then gets `--matches`
  * matches, next to baselines from the same run: a typical pattern on the same key, and the
  * finding of issue #11 (`(?:a?){999}` ten times, which the API now refuses) matched the old way
- * (RE2JS.matches, 1024-character key), to show what the limits save.
+ * (RE2JS.matches, 1024-character key), to show what the limits save. Last, the compile time of the
+ * costliest accepted patterns (Unicode classes and case-folded ranges are what re2js takes long on).
  *
  * Target: the slowest accepted shape's p99 under 1 ms (aim: mean under 0.3 ms). Exit status 0
  * PASS, 1 FAIL.
@@ -38,6 +39,8 @@ const repeated =
 const randomOf = (alphabet: string) => () =>
   Array.from({ length: KEY }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
 
+const LARGEST_CLASS = '[\\p{Ll}\\p{Lo}\\p{Mn}\\p{So}\\p{Pe}\\p{Po}]';
+
 interface Shape {
   name: string;
   pattern: (n: number) => string;
@@ -51,7 +54,19 @@ const SHAPES: Shape[] = [
   { name: 'word boundaries', pattern: (n) => `^\\b(?:a*){${n}}\\b$`, key: repeated('a') },
   { name: 'case-folded ASCII', pattern: (n) => `(?i)(?:k*){${n}}`, key: repeated('K') },
   { name: 'case-folded Cyrillic', pattern: (n) => `(?i)(?:ж*){${n}}`, key: repeated('Ж') },
+  // Case-folded runes with orbits of 3 and 4 (re2js's simpleFold): θ ϑ ϴ Θ, k K K (Kelvin sign),
+  // s S ſ, ͅ Ι ι ι (U+1FBE), Ǆ ǅ ǆ.
+  { name: 'case-folded θ, 4-rune orbit', pattern: (n) => `(?i)(?:θ*){${n}}`, key: repeated('ϴ') },
+  { name: 'case-folded θ, failing at end', pattern: (n) => `(?i)(?:θ*){${n}}`, key: () => `${'Θ'.repeat(KEY - 1)}-` },
+  { name: 'case-folded ι, 4-rune orbit', pattern: (n) => `(?i)(?:ι*){${n}}`, key: repeated('\u1fbe') },
+  { name: 'case-folded k, Kelvin sign', pattern: (n) => `(?i)(?:k*){${n}}`, key: repeated('\u212a') },
+  { name: 'case-folded s, long s', pattern: (n) => `(?i)(?:s*){${n}}`, key: repeated('ſ') },
+  { name: 'case-folded ǆ, 3-rune orbit', pattern: (n) => `(?i)(?:ǆ*){${n}}`, key: repeated('ǅ') },
   { name: 'large Unicode class', pattern: (n) => `(?:[\\p{L}\\p{N}]*){${n}}`, key: repeated('ж') },
+  // About the most ranges a class reaches (1,601), on the runes its binary search takes longest to
+  // find (11 steps): '!', and above the BMP (searched there; a bitmap below), U+1000D.
+  { name: 'largest Unicode class', pattern: (n) => `(?:${LARGEST_CLASS}*){${n}}`, key: repeated('!') },
+  { name: 'largest class, astral key', pattern: (n) => `(?:${LARGEST_CLASS}*){${n}}`, key: repeated('\u{1000d}') },
   { name: 'negated class, astral key', pattern: (n) => `(?:[^/]*){${n}}`, key: repeated('😀') },
   { name: 'DFA blow-up .*a.{N}', pattern: (n) => `.*a.{${n}}`, key: randomOf('ab') },
   { name: 'alternation loop', pattern: (n) => `(?:${alternatives(n)})*`, key: pairsEndingInA },
@@ -185,6 +200,30 @@ try {
   console.log(`${''.padEnd(30)} and it is still accepted!`);
 } catch (error) {
   console.log(`${''.padEnd(30)} now refused: "${(error as Error).message}"`);
+}
+
+// Compiling: the text checks, re2js's compile and the matcher's build, for the costliest patterns
+// accepted (on create/update, and in the dispatcher when a pattern changes).
+console.log(`\nCompile time of the costliest accepted patterns (50 compiles each):`);
+console.log(`${''.padEnd(52)} ${'mean ms'.padStart(9)} ${'max'.padStart(9)}`);
+const costly: [string, string][] = [
+  ['16 Unicode classes + 4,096 folded runes', `(?i)[${'\\p{Ll}'.repeat(16)}\\x{100}-\\x{10FF}${'\\w\\W'.repeat(34)}]`],
+  [
+    '16 distinct large classes',
+    `${['L', 'M', 'N', 'P', 'S', 'C', 'Lu', 'Ll'].map((c) => `\\p{${c}}\\P{${c}}`).join('')}`,
+  ],
+  ['31 case-folded runes of 4-rune orbits', `(?i)(?:θ*){31}`],
+  ['UUID', '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'],
+];
+for (const [name, source] of costly) {
+  const times = Array.from({ length: 50 }, () => {
+    const begun = process.hrtime.bigint();
+    compileResourceKeyPattern(source);
+    return Number(process.hrtime.bigint() - begun) / 1e6;
+  });
+  console.log(
+    `${name.padEnd(52)} ${ms(times.reduce((sum, t) => sum + t, 0) / times.length)} ${ms(Math.max(...times))}`,
+  );
 }
 
 const pass = result.p99 < 1;

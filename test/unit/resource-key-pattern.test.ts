@@ -5,10 +5,12 @@ import { createLogger } from '../../src/logger.js';
 import type { SubscriptionModel, SubscriptionRecord } from '../../src/webhooks/model.js';
 import {
   compileResourceKeyPattern,
+  MAX_FOLDED_RANGE_RUNES,
   MAX_PATTERN_LENGTH,
   MAX_PROGRAM_SIZE,
   MAX_REPEAT,
   MAX_RESOURCE_KEY_LENGTH,
+  MAX_UNICODE_CLASSES,
   ResourceKeyPatternError,
 } from '../../src/webhooks/resource-key-pattern.js';
 
@@ -26,11 +28,20 @@ const refusal = (pattern: string) => {
 
 describe('resource key pattern limits', () => {
   it('When the limits are read, then they are the documented ones', () => {
-    expect({ MAX_PATTERN_LENGTH, MAX_REPEAT, MAX_PROGRAM_SIZE, MAX_RESOURCE_KEY_LENGTH }).toEqual({
+    expect({
+      MAX_PATTERN_LENGTH,
+      MAX_REPEAT,
+      MAX_PROGRAM_SIZE,
+      MAX_RESOURCE_KEY_LENGTH,
+      MAX_UNICODE_CLASSES,
+      MAX_FOLDED_RANGE_RUNES,
+    }).toEqual({
       MAX_PATTERN_LENGTH: 256,
       MAX_REPEAT: 100,
       MAX_PROGRAM_SIZE: 64,
       MAX_RESOURCE_KEY_LENGTH: 256,
+      MAX_UNICODE_CLASSES: 16,
+      MAX_FOLDED_RANGE_RUNES: 4096,
     });
   });
 
@@ -58,6 +69,52 @@ describe('resource key pattern limits', () => {
     ['alternatives past the limit', '(?:alpha|bravo|charlie|delta|echo|foxtrot|golf|hotel|india|juliett|kilo|lima)'],
   ])('When a pattern has %s, then it is refused naming the program size', (_what, pattern) => {
     expect(refusal(pattern)).toBe('compiles to more than 64 instructions');
+  });
+
+  it.each([
+    ['17 of them', `(?i)${'\\pL'.repeat(17)}`],
+    ['17 in one class', `[${'\\p{Lu}'.repeat(16)}\\PL]`],
+    ['17 of them in and out of classes', `${'\\p{Greek}'.repeat(9)}[${'\\P{Ll}'.repeat(8)}]`],
+  ])('When a pattern has more than 16 Unicode classes (%s), then it is refused naming the limit', (_what, pattern) => {
+    expect(refusal(pattern)).toBe('has more than 16 Unicode classes (\\p{..} or \\P{..})');
+    expect(refusal(pattern.replace(/\\[pP](\{\w+\}|L)/, ''))).toBeUndefined();
+  });
+
+  it.each([
+    ['one wide range', '(?i)[B-\\x{1E942}]'],
+    ['4,097 runes', '(?i)[\\x{100}-\\x{1100}]'],
+    ['ranges adding up to 4,097', `(?i)${'[Ā-ǿ]'.repeat(16)}[\\x{1}-\\x{41}]`],
+    ['a range in hex, octal and literal ends', '(?i)[\\x41-ÿ\\101-\\x{3000}]'],
+    ['a negated class', '(?i)[^\\x{4e00}-\\x{9fff}]'],
+    ['(?i) in a group around it', '(?i:x[\\x{4e00}-\\x{9fff}])'],
+    ['(?i) in flags of several', '(?si-m)[\\x{4e00}-\\x{9fff}]'],
+    ['(?i) before an alternative', '(?i)a|[\\x{4e00}-\\x{9fff}]'],
+    ['(?i) before a group', '(?i)(?:a(b[\\x{4e00}-\\x{9fff}]))'],
+  ])('When a pattern case-folds %s, then it is refused before compiling', (_what, pattern) => {
+    expect(refusal(pattern)).toBe('case-folds more than 4096 characters in class ranges under (?i)');
+  });
+
+  it.each([
+    ['4,096 runes', '(?i)[\\x{100}-\\x{10FF}]'],
+    ['no (?i)', '[B-\\x{1E942}]'],
+    ['a range re2js does not fold (all of U+0041 to U+1E943)', '(?i)[\\x{41}-\\x{10FFFF}]'],
+    ['(?i) cleared', '(?i)(?-i:[\\x{4e00}-\\x{9fff}])'],
+    ['(?i) cleared in the same flags', '(?i-i)[\\x{4e00}-\\x{9fff}]'],
+    ['(?i) in a group before it', '(?:(?i)a)[\\x{4e00}-\\x{9fff}]'],
+    ['(?i) in a group of its own', '(?i:a)[\\x{4e00}-\\x{9fff}]'],
+    ['the range quoted', '(?i)\\Q[B-\\x{1E942}]\\E'],
+    ['(?i) quoted', '\\Q(?i)\\E[\\x{4e00}-\\x{9fff}]'],
+    ['16 Unicode classes', `(?i)[${'\\p{Ll}'.repeat(16)}]`],
+    ['POSIX and Perl classes', `(?i)[${'[:word:]\\w\\W'.repeat(18)}]`],
+  ])('When a pattern has %s, then its classes are accepted', (_what, pattern) => {
+    expect(refusal(pattern)).toBeUndefined();
+  });
+
+  it('When a pattern would take re2js long to compile, then the checks before compiling refuse it', () => {
+    // re2js takes ~390 ms to compile the first (~18 ms each range); \pL 63 times under (?i), 20-70 ms.
+    // Refused by a check on the text, so compiling never starts (bench:patterns times both).
+    expect(refusal(`(?i)${'[B-\\x{1E942}]'.repeat(15)}`)).toMatch(/^case-folds more than \d+ characters/);
+    expect(refusal(`(?i)${'\\pL'.repeat(63)}`)).toMatch(/^has more than \d+ Unicode classes/);
   });
 
   it('When a pattern is not RE2 syntax, then the message says so with re2js reason', () => {
@@ -111,65 +168,130 @@ describe('resource key matching', () => {
     ['[^a]', '\ud800', true],
     ['\\p{Greek}+', 'αβγ', true],
     ['[[:alpha:]]+\\d', 'abc1', true],
+    // Case-folding orbits of 3 and 4 runes.
+    ['(?i)θ+', 'θϑϴΘ', true],
+    ['(?i)ϴ', 'ϑ', true],
+    ['(?i)θ', 'ο', false],
+    ['θ', 'ϑ', false],
+    ['(?i:θ)θ', 'ϴθ', true],
+    ['(?i:θ)θ', 'ϴϴ', false],
+    ['(?i)[θ]', 'ϑ', true],
+    ['(?i)\u212a+', 'kK\u212a', true],
+    ['(?i)k', 'ķ', false],
+    ['(?i)ſ+', 'sSſ', true],
+    ['(?i)s', 'ś', false],
+    ['(?i)µ+', 'µμΜ', true],
+    ['(?i)σ+', 'σςΣ', true],
+    ['(?i)ß+', 'ßẞ', true],
+    ['(?i)ß', 'ss', false],
+    ['(?i)ǆ+', 'Ǆǅǆ', true],
+    ['(?i)ι+', '\u0345\u0399\u03b9\u1fbe', true],
+    ['(?i)𐐀', '𐐨', true],
+    // Classes large enough for a bitmap, below and above the BMP.
+    ['[\\p{Ll}\\p{Lo}\\p{Mn}\\p{So}\\p{Pe}\\p{Po}]+', '!ж\u{1000d}😀', true],
+    ['\\p{Lu}', 'ж', false],
+    ['(?i)\\p{Lu}', 'ж', true],
+    ['\\p{Lu}', '𐐀', true],
+    ['\\PL', '\u{1000d}', false],
   ])('When %s meets %j, then matches is %s, as in re2js', (pattern, key, expected) => {
     expect(compileResourceKeyPattern(pattern).matches(key)).toBe(expected);
     expect(RE2JS.compile(pattern).matcher(key).matches()).toBe(expected);
   });
 
   it('When random patterns meet random keys, then every answer is re2js Matcher.matches() answer', () => {
-    const random = mulberry32(11);
-    const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;
-    const atoms = [
-      'a',
-      'b',
-      'k',
-      'ab',
-      'ж',
-      '😀',
-      '.',
-      '[a-c]',
-      '[^a]',
-      '\\d',
-      '\\w',
-      '\\s',
-      '\\pL',
-      '\\b',
-      '\\B',
-      '^',
-      '$',
-      '\\A',
-      '\\z',
-      '-',
-      '\\n',
-    ];
-    const pattern = (depth: number): string => {
-      const choice = Math.floor(random() * (depth > 2 ? 2 : 6));
-      if (choice <= 1) return pick(atoms);
-      if (choice === 2) return pattern(depth + 1) + pattern(depth + 1);
-      if (choice === 3) return `(${pick(['', '?:', '?i:', '?s:', '?m:'])}${pattern(depth + 1)}|${pattern(depth + 1)})`;
-      if (choice === 4) return `(?:${pattern(depth + 1)})${pick(['*', '+', '?', '*?', '{2}', '{1,3}', '{2,}'])}`;
-      return `${pick(['(?i)', '(?s)', '(?m)', ''])}${pattern(depth + 1)}`;
-    };
-    const keyChars = ['a', 'a', 'b', 'k', 'K', '\u212a', 'ж', 'Ж', '😀', '\n', ' ', '1', '-', '_', '\ud800'];
-    let compared = 0;
-    let matched = 0;
-    for (let p = 0; p < 1500; p++) {
-      const source = pattern(0);
-      const ours = compileResourceKeyPattern(source);
-      const theirs = RE2JS.compile(source);
-      for (let k = 0; k < 20; k++) {
-        const key = Array.from({ length: Math.floor(random() * 7) }, () => pick(keyChars)).join('');
-        const expected = theirs.matcher(key).matches();
-        expect(ours.matches(key), `${source} on ${JSON.stringify(key)}`).toBe(expected);
-        compared++;
-        if (expected) matched++;
-      }
+    differential({
+      seed: 11,
+      atoms: [
+        'a',
+        'b',
+        'k',
+        'ab',
+        'ж',
+        '😀',
+        '.',
+        '[a-c]',
+        '[^a]',
+        '\\d',
+        '\\w',
+        '\\s',
+        '\\pL',
+        '\\b',
+        '\\B',
+        '^',
+        '$',
+        '\\A',
+        '\\z',
+        '-',
+        '\\n',
+      ],
+      keyChars: ['a', 'a', 'b', 'k', 'K', '\u212a', 'ж', 'Ж', '😀', '\n', ' ', '1', '-', '_', '\ud800'],
+    });
+  });
+
+  it('When random case-folded patterns meet keys of their orbits, then every answer is re2js answer', () => {
+    differential({
+      seed: 12,
+      atoms: [...'θϑkKsſµΜσςßẞǆǄι\u1fbe𐐀', '\\x{212a}', '[θs]', '[^ϑ]', '\\p{Lu}', '[\\p{Ll}\\p{Mn}]', '\\PL', '.'],
+      keyChars: [...'θϑϴΘkK\u212aꝁsSſśµμΜσςΣßẞǄǅǆ\u0345\u0399\u03b9\u1fbe𐐀𐐨a1-'],
+      caseFolded: true,
+    });
+  });
+
+  it('When each rune of the longer orbits meets each other, then every answer is re2js answer', () => {
+    const runes = [...'θϑϴΘkK\u212asSſµμΜσςΣßẞǄǅǆ\u0345\u0399\u03b9\u1fbeåÅ\u212bɛƐϵΕε'];
+    for (const pattern of runes.flatMap((rune) => [`(?i)${rune}`, `(?i)[${rune}]`, rune])) {
+      const ours = compileResourceKeyPattern(pattern);
+      const theirs = RE2JS.compile(pattern);
+      for (const key of runes) expect(ours.matches(key), `${pattern} on ${key}`).toBe(theirs.matcher(key).matches());
     }
-    // Enough of both answers for the comparison to mean something.
-    expect(matched).toBeGreaterThan(compared / 20);
-    expect(matched).toBeLessThan(compared / 2);
+  });
+
+  it('When large classes meet every rune of the BMP and some above, then every answer is re2js answer', () => {
+    const keys = Array.from({ length: 0x10000 }, (_, rune) => rune);
+    for (let rune = 0x10000; rune <= 0x10ffff; rune += 0x3f1) keys.push(rune);
+    for (const pattern of ['[\\p{Ll}\\p{Lo}\\p{Mn}\\p{So}\\p{Pe}\\p{Po}]', '(?i)\\p{Lu}', '\\PL']) {
+      const ours = compileResourceKeyPattern(pattern);
+      // re2js's own instruction, to compare without building a matcher per key.
+      const inst = (
+        RE2JS.compile(pattern).re2() as { prog: { inst: { op: number; matchRune(rune: number): boolean }[] } }
+      ).prog.inst.find((instruction) => instruction.op === 8);
+      const wrong = keys.filter((rune) => ours.matches(String.fromCodePoint(rune)) !== inst?.matchRune(rune));
+      expect(wrong, pattern).toEqual([]);
+    }
   });
 });
+
+/** Random patterns from `atoms` against random keys from `keyChars`: ours and re2js's answers. */
+function differential(options: { seed: number; atoms: string[]; keyChars: string[]; caseFolded?: boolean }) {
+  const random = mulberry32(options.seed);
+  const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)] as T;
+  const flags = options.caseFolded ? ['(?i)', '(?i)', '(?-i)', ''] : ['(?i)', '(?s)', '(?m)', ''];
+  const pattern = (depth: number): string => {
+    const choice = Math.floor(random() * (depth > 2 ? 2 : 6));
+    if (choice <= 1) return pick(options.atoms);
+    if (choice === 2) return pattern(depth + 1) + pattern(depth + 1);
+    if (choice === 3) return `(${pick(['', '?:', '?i:', '?s:', '?m:'])}${pattern(depth + 1)}|${pattern(depth + 1)})`;
+    if (choice === 4) return `(?:${pattern(depth + 1)})${pick(['*', '+', '?', '*?', '{2}', '{1,3}', '{2,}'])}`;
+    return `${pick(flags)}${pattern(depth + 1)}`;
+  };
+  let compared = 0;
+  let matched = 0;
+  for (let p = 0; p < 1500; p++) {
+    const source = `${options.caseFolded ? '(?i)' : ''}${pattern(0)}`;
+    const ours = compileResourceKeyPattern(source);
+    const theirs = RE2JS.compile(source);
+    for (let k = 0; k < 20; k++) {
+      const key = Array.from({ length: Math.floor(random() * 7) }, () => pick(options.keyChars)).join('');
+      const expected = theirs.matcher(key).matches();
+      expect(ours.matches(key), `${source} on ${JSON.stringify(key)}`).toBe(expected);
+      compared++;
+      if (expected) matched++;
+    }
+  }
+  // Enough of both answers for the comparison to mean something.
+  expect(matched).toBeGreaterThan(compared / 20);
+  expect(matched).toBeLessThan(compared / 2);
+}
 
 describe('stored patterns beyond the limits', () => {
   const record = (pattern: string): SubscriptionRecord => ({
