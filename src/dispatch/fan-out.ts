@@ -53,7 +53,11 @@ export class FanOut {
       await cache.ready();
       // One batch is planned at a time: slices of concurrent batches would otherwise add up in one turn.
       const planned = this.planning.then(() => this.planAll(batch));
-      this.planning = planned.catch(() => undefined);
+      // Chained without its value: a finished plan (payloads and all) must not outlive its batch.
+      this.planning = planned.then(
+        () => undefined,
+        () => undefined,
+      );
       const { docs, messages, outcomes } = await planned;
       const existing = await store.insertIfAbsent(docs);
       // A delivery that already exists came from an earlier copy of this envelope: only one

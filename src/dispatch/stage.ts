@@ -108,7 +108,13 @@ export function publishDead(
     messageId?: string;
     headers?: Record<string, unknown>;
   };
-  const options = {
+  const own = {
+    'x-hookbus-original-message-id': properties.messageId,
+    [DEAD_REASON_HEADER]: reason,
+    'x-hookbus-original-exchange': message.fields.exchange,
+    'x-hookbus-original-routing-key': message.fields.routingKey,
+  };
+  const options = (headers: Record<string, unknown>) => ({
     contentType: properties.contentType,
     contentEncoding: properties.contentEncoding,
     correlationId: properties.correlationId,
@@ -116,18 +122,22 @@ export function publishDead(
     appId: properties.appId,
     timestamp: properties.timestamp,
     messageId: `dead.${++sequence}`,
-    headers: {
-      ...copiedHeaders(properties.headers),
-      'x-hookbus-original-message-id': properties.messageId,
-      [DEAD_REASON_HEADER]: reason,
-      'x-hookbus-original-exchange': message.fields.exchange,
-      'x-hookbus-original-routing-key': message.fields.routingKey,
-    },
+    headers,
     persistent: true,
     mandatory: true,
-  };
+  });
+  let tries = 0;
   return untilDone(
-    () => publisher.publish(names.dead, '', message.content, options, CONFIRM_TIMEOUT_MS),
+    // The original headers go along on the first try only: should they be what fails (amqplib
+    // cannot encode them, or they overflow its frame), the dead letter still goes, with hookbus's own.
+    () =>
+      publisher.publish(
+        names.dead,
+        '',
+        message.content,
+        options(tries++ === 0 ? { ...copiedHeaders(properties.headers), ...own } : own),
+        CONFIRM_TIMEOUT_MS,
+      ),
     abandoned,
     (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
   );
@@ -142,29 +152,38 @@ export function encodeDeliveryMessage(delivery: DeliveryMessage, payloadJson?: B
   return withRawMember(rest, 'payload', payloadJson ?? Buffer.from(JSON.stringify(payload)));
 }
 
+/** What a dead letter takes of the original headers at most, so that they always fit amqplib's 64 KiB frame. */
+const COPIED_HEADERS_BYTES = 16 * 1024;
+
 /**
- * Header values copied onto a dead letter as they are: plain strings, finite numbers and booleans.
- * Anything else (tables, arrays, typed values) is carried as JSON text in one header instead:
+ * Header values copied onto a dead letter as they are: plain strings, finite numbers and booleans,
+ * up to COPIED_HEADERS_BYTES. Anything else (tables, arrays, typed values) is carried as JSON text
+ * in one header instead (or its size, when that is too long):
  * amqplib reads a decoded table with a `!` key as a type on re-encoding and throws, which would
  * keep the dead letter from ever being published.
  */
 function copiedHeaders(headers: Record<string, unknown> = {}): Record<string, unknown> {
   const copied: Record<string, unknown> = {};
   const other: Record<string, unknown> = {};
+  let budget = COPIED_HEADERS_BYTES;
   for (const [name, value] of Object.entries(headers)) {
     const plain =
       typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
-    if (plain) copied[name] = value;
-    else other[name] = value;
+    const size = Buffer.byteLength(name) + (typeof value === 'string' ? Buffer.byteLength(value) : 8);
+    if (plain && size <= budget) {
+      copied[name] = value;
+      budget -= size;
+    } else other[name] = value;
   }
   if (Object.keys(other).length > 0) {
+    let text: string;
     try {
-      copied['x-hookbus-original-headers'] = JSON.stringify(other, (_key, value: unknown) =>
-        typeof value === 'bigint' ? value.toString() : value,
-      );
+      text = JSON.stringify(other, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value));
     } catch {
-      copied['x-hookbus-original-headers'] = 'unreadable';
+      text = 'unreadable';
     }
+    copied['x-hookbus-original-headers'] =
+      Buffer.byteLength(text) <= budget ? text : `omitted: ${Buffer.byteLength(text)} bytes of JSON`;
   }
   return copied;
 }

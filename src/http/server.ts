@@ -49,6 +49,12 @@ export function createHttpServer(handle: RequestListener, logger: Logger): Serve
 
   // Host is checked below, so that its absence is a problem+json answer too.
   const server = createServer({ requireHostHeader: false }, (req, res) => {
+    // A connection that answered `Connection: close` serves nothing more (RFC 9112 §9.6), though
+    // its parser still reads what the client sends while it lingers.
+    if (lingering.has(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
     lastRequest.set(req.socket, req);
     // A body still unread once the answer is out is read and dropped (see lingeringClose).
     res.once('finish', () => {
@@ -77,6 +83,10 @@ export function createHttpServer(handle: RequestListener, logger: Logger): Serve
 
   // Listening replaces Node's answer (a bodiless 417) and the request is not served.
   server.on('checkExpectation', (req, res) => {
+    if (lingering.has(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
     lastRequest.set(req.socket, req);
     res.once('finish', () => req.resume());
     refuse(req, res, new HttpProblem(417, 'Only "Expect: 100-continue" is supported.', { type: 'expectation-failed' }));
@@ -153,9 +163,13 @@ function answerOnSocket(socket: Duplex, problem: HttpProblem, requestId: string)
   lingeringClose(socket);
 }
 
+/** Connections closing: they read and drop what still comes, and serve no further request. */
+const lingering = new WeakSet<Duplex>();
+
 /** Stops writing, reads and drops what the client still sends (up to LINGER_MS), then closes. */
 function lingeringClose(socket: Duplex): void {
   if (socket.destroyed) return;
+  lingering.add(socket);
   if (socket.writable) socket.end();
   const close = () => {
     if (socket.writableFinished) socket.destroy();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { DELIVERY_KEY } from '../../src/dispatch/topology.js';
@@ -275,6 +276,20 @@ describe('poison is isolated', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await metricValue(app, 'hookbus_dispatch_messages_total{outcome="invalid"}')).toBe(invalidBefore + POISON);
     expect(await deliveries(app, { tenantId: hostile })).toHaveLength(0);
+  });
+
+  it('When poison carries headers that cannot be copied as they are, then it still reaches hookbus.dead', async () => {
+    const dead = `${app.config.dispatch.queuePrefix}.dead`;
+    await bus.channel.purgeQueue(dead);
+    // 20 KB of bytes would be ~70 KB as JSON, past amqplib's 64 KiB frame; 30 KB of text besides.
+    const headers = { bytes: randomBytes(20_000), text: 'x'.repeat(30_000), small: 'kept' };
+    await bus.publish(app.config.inbound.exchange, 'x', 'not json', { messageId: 'big-headers', headers });
+    const message = await eventually(async () => (await bus.channel.get(dead, { noAck: true })) || undefined);
+    const got = message.properties.headers as Record<string, unknown>;
+    expect(got['x-hookbus-original-message-id']).toBe('big-headers');
+    expect(got['x-hookbus-dead-reason']).toBe('not JSON');
+    expect(got.small).toBe('kept');
+    expect(got['x-hookbus-original-headers']).toMatch(/^omitted: \d+ bytes of JSON$/);
   });
 
   it('When a delivery message is unreadable, then it goes to hookbus.dead with the reason instead of being dropped or retried', async () => {
