@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { Bus } from './bus/connection.js';
 import { Control, controlTopology } from './bus/control.js';
 import { ConfirmPublisher } from './bus/publisher.js';
-import type { Config } from './config/index.js';
+import { effectiveConfig, type Config } from './config/index.js';
 import { Database } from './db/connection.js';
 import { within, type Dependency } from './health.js';
 import { createHttpApp } from './http/app.js';
@@ -43,6 +43,8 @@ export interface App {
 /** Builds {config, logger, metrics, db, bus} once, starts the selected roles, then listens. */
 export async function startApp(config: Config, options: StartOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  // What this process runs with, every key by its variable (secrets masked): one line to check it by.
+  logger.info({ config: effectiveConfig(config) }, 'configuration in effect');
   const needs = dependenciesOf(config.roles);
   const connectionName = `hookbus ${config.roles.join('+')} ${process.pid} ${randomBytes(4).toString('hex')}`;
 

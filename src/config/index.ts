@@ -91,6 +91,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config as unknown as Config;
 }
 
+/** A URL with the password in its user info masked; works on multi-host MongoDB strings too. */
+const maskedUrl = (url: string) => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+
+/**
+ * Every key's effective value by its environment variable, for the start-up log: secrets shown as
+ * `[redacted]` (or null when unset), connection strings with their password masked.
+ */
+export function effectiveConfig(config: Config): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  for (const key of schemaKeys()) {
+    const value = key.path.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], config);
+    if (typeof value === 'string' && /-url$/.test(key.format)) shown[key.env] = maskedUrl(value);
+    else if (key.sensitive && value !== null) shown[key.env] = '[redacted]';
+    else shown[key.env] = value;
+  }
+  return shown;
+}
+
 /** Rules that span keys. */
 function crossCheck(config: Config): string[] {
   const problems: string[] = [];

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
+import { schemaKeys } from '../../src/config/schema.js';
 import { createLogger } from '../../src/logger.js';
 import { testEnv } from '../support/env.js';
 
@@ -43,5 +44,22 @@ describe('request logs', () => {
     for (const secret of [apiToken, token, 'super-secret-jwt', 'super-secret-cookie', 'sig=abc']) {
       expect(all).not.toContain(secret);
     }
+  });
+
+  it('When hookbus starts, then one info line shows every key in effect with secrets and passwords masked', () => {
+    const line = lines.find((l) => l.msg === 'configuration in effect') as {
+      level: number;
+      config: Record<string, unknown>;
+    };
+    expect(line.level).toBe(30);
+    expect(Object.keys(line.config).sort()).toEqual(
+      schemaKeys()
+        .map((k) => k.env)
+        .sort(),
+    );
+    expect(line.config.DELIVERY_RETRY_SCHEDULE).toEqual(app.config.delivery.retrySchedule);
+    expect(line.config.AMQP_URL).toBe('amqp://guest:***@127.0.0.1:5672');
+    expect(line.config.JWT_SECRET).toBe('[redacted]');
+    expect(JSON.stringify(line)).not.toContain(app.config.jwt.secret!);
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { ConfigError, effectiveConfig, loadConfig } from '../../src/config/index.js';
 import { parseDuration } from '../../src/config/formats.js';
 import { PARSERS, schemaKeys } from '../../src/config/schema.js';
 import { normalizeTables, README_PATH, replaceConfigTable } from '../../scripts/config-table.js';
@@ -176,6 +176,15 @@ describe('configuration', () => {
 
   it('When DELIVERY_LOG_MAX_AGE is a year, then it is accepted: it is an age, not a timer', () => {
     expect(loadConfig({ ...base, DELIVERY_LOG_MAX_AGE: '1y' }).deliveryLog.maxAge).toBe(31_557_600_000);
+  });
+
+  it('When the configuration in effect is shown, then passwords in connection strings and secrets are masked', () => {
+    const shown = effectiveConfig(
+      loadConfig({ ...base, MONGODB_URI: 'mongodb://app:s3cret@db1:27017,db2:27017/hookbus?replicaSet=rs0' }),
+    );
+    expect(shown.MONGODB_URI).toBe('mongodb://app:***@db1:27017,db2:27017/hookbus?replicaSet=rs0');
+    expect(JSON.stringify(shown)).not.toContain('s3cret');
+    expect(shown.JWT_PUBLIC_KEY).toBeNull();
   });
 
   it('When INBOUND_MAX_BODY is over 8mb, then start-up is refused: such a body would not fit an envelope', () => {
