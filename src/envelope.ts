@@ -9,7 +9,8 @@ export interface Envelope {
   /** `<datasource>.<event>` for webhooks. */
   event: string;
   tenantId: string;
-  source: { kind: 'webhook'; datasource: string; event: string; apiToken: string } | { kind: 'api' };
+  /** `hookId` is not a secret (see hookIdOf): the envelope reaches every subscriber, so no token is in it. */
+  source: { kind: 'webhook'; hookId: string; datasource: string; event: string } | { kind: 'api' };
   resourceKey: string | null;
   occurredAt: string;
   receivedAt: string;

@@ -4,13 +4,14 @@ import type { Config } from '../config/index.js';
 import { callerOf, requireCaller } from '../http/auth.js';
 import { notFound } from '../http/problem.js';
 import { parseOrThrow } from '../http/validation.js';
-import type { HookModel, HookRecord } from './model.js';
+import { hookIdOf, type HookModel, type HookRecord } from './model.js';
 import { deleteTenantHook, findTenantHook, listHooks, saveHook } from './repository.js';
 import { hookInput } from './validation.js';
 
 /** The API's view of a hook (seed 001's fields); the verify secret is write-only. */
 export function hookResponse(hook: HookRecord, baseUrl: string) {
   return {
+    hookId: hookIdOf(hook._id),
     datasource: hook.datasource,
     event: hook.event,
     createdAt: new Date(hook.createdAt).getTime(),

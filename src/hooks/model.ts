@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Schema, type Connection } from 'mongoose';
 
 export type VerifySettings =
@@ -7,6 +8,13 @@ export type VerifySettings =
   | { scheme: 'hmac-sha256'; secret: string; header: string; encoding: 'hex' | 'base64' };
 
 export type EventFrom = { header: string } | { field: string };
+
+/**
+ * A hook's id that is not a secret (its token is): `hk_` + 128 bits of SHA-256(token). It names the
+ * hook in envelopes, which reach every subscriber, and in API answers.
+ */
+export const hookIdOf = (token: string): string =>
+  `hk_${createHash('sha256').update(token).digest('hex').slice(0, 32)}`;
 
 /** A hook as stored. `_id` is the 40-hex token, so the inbound lookup is by `_id`. */
 export interface HookRecord {

@@ -17,7 +17,7 @@ import { HttpProblem, sendProblem } from '../http/problem.js';
 import type { InboundOutcome, Metrics } from '../metrics.js';
 import type { HookCache } from './cache.js';
 import { eventNameOf, keptHeaders, occurredAtOf } from './inbound-envelope.js';
-import type { HookRecord } from './model.js';
+import { hookIdOf, type HookRecord } from './model.js';
 import { verifySignature } from './signatures.js';
 
 export interface InboundDeps {
@@ -94,7 +94,7 @@ async function receive(
       id,
       event: `${hook.datasource}.${event}`,
       tenantId: hook.tenantId,
-      source: { kind: 'webhook', datasource: hook.datasource, event, apiToken: hook.apiToken },
+      source: { kind: 'webhook', hookId: hookIdOf(hook._id), datasource: hook.datasource, event },
       resourceKey: null,
       occurredAt: occurredAtOf(data, hook.tsField) ?? receivedAt.toISOString(),
       receivedAt: receivedAt.toISOString(),

@@ -35,11 +35,13 @@ describe('the hook config API', () => {
   });
 
   describe('create, read, update, delete', () => {
-    it('When a hook is created, then it has exactly the fields of the seed, with fresh tokens', async () => {
+    it('When a hook is created, then it has exactly the fields of the seed and its non-secret hookId, with fresh tokens', async () => {
       const hook = await create(5618780000, { datasource: 'github', event: 'push', tsField: 'commits[0].timestamp' });
       expect(Object.keys(hook).sort()).toEqual(
-        ['apiToken', 'createdAt', 'datasource', 'event', 'hookUrl', 'tenantId', 'token', 'tsField'].sort(),
+        ['apiToken', 'createdAt', 'datasource', 'event', 'hookId', 'hookUrl', 'tenantId', 'token', 'tsField'].sort(),
       );
+      expect(hook.hookId).toMatch(/^hk_[0-9a-f]{32}$/);
+      expect(hook.hookId).not.toContain(hook.token);
       expect(hook).toMatchObject({
         datasource: 'github',
         event: 'push',

@@ -193,12 +193,15 @@ describe('receiving inbound webhooks: POST /wh/:apiToken/:token', () => {
 
       const text = message.content.toString();
       expect(text.endsWith(`"data":${body}}`)).toBe(true);
+      // Subscribers get the envelope: no part of the hook's URL credentials may be in it.
+      expect(text).not.toContain(hook.apiToken);
+      expect(text).not.toContain(hook.token);
       const envelope = JSON.parse(text) as Record<string, unknown>;
       expect(envelope).toMatchObject({
         id,
         event: 'github.push',
         tenantId: TENANT,
-        source: { kind: 'webhook', datasource: 'github', event: 'push', apiToken: hook.apiToken },
+        source: { kind: 'webhook', hookId: hook.hookId, datasource: 'github', event: 'push' },
         resourceKey: null,
         occurredAt: '2015-12-22T10:33:28.713Z',
         headers: {
