@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import convict from 'convict';
 import type { Binding, JwtAlgorithm, Role } from './formats.js';
-import { PARSERS, schema, schemaKeys } from './schema.js';
+import { INBOUND_EXCHANGE_PLACEHOLDER, PARSERS, schema, schemaKeys } from './schema.js';
 
 export type { Binding, JwtAlgorithm, Role } from './formats.js';
 
@@ -88,7 +88,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (problems.length === 0) problems.push(...crossCheck(config as unknown as Config));
   if (problems.length > 0) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
-  return config as unknown as Config;
+  return withInboundExchange(config as unknown as Config);
+}
+
+/** DISPATCH_BINDINGS follows INBOUND_EXCHANGE: its placeholder becomes that exchange's name. */
+function withInboundExchange(config: Config): Config {
+  const bindings = config.dispatch.bindings.map(({ exchange, bindingKey }) => ({
+    exchange: exchange === INBOUND_EXCHANGE_PLACEHOLDER ? config.inbound.exchange : exchange,
+    bindingKey,
+  }));
+  return { ...config, dispatch: { ...config.dispatch, bindings } };
 }
 
 /** A URL with the password in its user info masked; works on multi-host MongoDB strings too. */

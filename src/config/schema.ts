@@ -112,6 +112,9 @@ export type FormatName = keyof typeof PARSERS;
 
 for (const [name, parse] of Object.entries(PARSERS)) convict.addFormat(format(name, parse));
 
+/** In DISPATCH_BINDINGS, stands for the value of INBOUND_EXCHANGE (no exchange name has `<`). */
+export const INBOUND_EXCHANGE_PLACEHOLDER = '<INBOUND_EXCHANGE>';
+
 interface Key {
   doc: string;
   format: FormatName;
@@ -193,8 +196,8 @@ export const schema = {
     bindings: key(
       'DISPATCH_BINDINGS',
       'bindings',
-      'events-to-enrich:event.#,hookbus.events:#',
-      'exchange:bindingKey pairs the dispatcher consumes.',
+      `${INBOUND_EXCHANGE_PLACEHOLDER}:event.#`,
+      'exchange:bindingKey pairs the dispatcher consumes (`<INBOUND_EXCHANGE>` stands for its value); `<DISPATCH_QUEUE_PREFIX>.events` is always bound.',
     ),
     prefetch: key('DISPATCH_PREFETCH', 'positive-int', 64, 'Unacknowledged messages per dispatcher.'),
     queuePrefix: key(

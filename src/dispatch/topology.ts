@@ -56,7 +56,7 @@ export function dispatchTopology(
   return async (channel) => {
     await channel.assertQueue(names.fanOutQueue, { durable: true });
     // Its own events exchange always (POST /api/events publishes there, whatever the prefix), and
-    // whatever DISPATCH_BINDINGS names (by default also `hookbus.events:#`: the same binding).
+    // whatever DISPATCH_BINDINGS names (by default INBOUND_EXCHANGE's `event.#`).
     for (const { exchange, bindingKey } of [{ exchange: names.events, bindingKey: '#' }, ...bindings]) {
       await channel.assertExchange(exchange, 'topic', { durable: true });
       await channel.bindQueue(names.fanOutQueue, exchange, bindingKey);

@@ -37,10 +37,7 @@ describe('configuration', () => {
       },
       inbound: { exchange: 'events-to-enrich', maxBody: 1024 * 1024, confirmTimeoutMs: 5000 },
       dispatch: {
-        bindings: [
-          { exchange: 'events-to-enrich', bindingKey: 'event.#' },
-          { exchange: 'hookbus.events', bindingKey: '#' },
-        ],
+        bindings: [{ exchange: 'events-to-enrich', bindingKey: 'event.#' }],
         prefetch: 64,
       },
       delivery: {
@@ -185,6 +182,19 @@ describe('configuration', () => {
     expect(shown.MONGODB_URI).toBe('mongodb://app:***@db1:27017,db2:27017/hookbus?replicaSet=rs0');
     expect(JSON.stringify(shown)).not.toContain('s3cret');
     expect(shown.JWT_PUBLIC_KEY).toBeNull();
+  });
+
+  it('When INBOUND_EXCHANGE is changed, then the default DISPATCH_BINDINGS follows it; <INBOUND_EXCHANGE> works in a list', () => {
+    expect(loadConfig({ ...base, INBOUND_EXCHANGE: 'y' }).dispatch.bindings).toEqual([
+      { exchange: 'y', bindingKey: 'event.#' },
+    ]);
+    expect(
+      loadConfig({ ...base, INBOUND_EXCHANGE: 'y', DISPATCH_BINDINGS: '<INBOUND_EXCHANGE>:event.a.#,other:x' }).dispatch
+        .bindings,
+    ).toEqual([
+      { exchange: 'y', bindingKey: 'event.a.#' },
+      { exchange: 'other', bindingKey: 'x' },
+    ]);
   });
 
   it('When INBOUND_MAX_BODY is over 8mb, then start-up is refused: such a body would not fit an envelope', () => {
