@@ -4,6 +4,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { readFileSync } from 'node:fs';
 import got, { type Headers } from 'got';
 import ipaddr from 'ipaddr.js';
+import { isSensitiveHeader, REDACTED } from '../webhooks/sensitive-headers.js';
 import { isPrivateAddress, PrivateTargetError } from '../webhooks/ssrf.js';
 import type { SubscriptionRecord } from '../webhooks/model.js';
 import type { AttemptRecord, HeaderPair } from './deliveries.js';
@@ -16,10 +17,6 @@ const VERSION = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;
 export const USER_AGENT = `hookbus/${VERSION}`;
-
-const REDACTED = '[redacted]';
-/** Custom header names whose values look like credentials: redacted in the delivery log. */
-const SENSITIVE_HEADER = /auth|token|secret|key|password|passwd|cookie|signature|session|credential/i;
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
@@ -113,7 +110,7 @@ export class Sender {
     add('x-hookbus-event', request.event);
     add('x-hookbus-event-id', request.eventId);
     add('x-hookbus-attempt', String(request.attempt));
-    for (const { name, value } of subscription.headers) add(name, value, SENSITIVE_HEADER.test(name));
+    for (const { name, value } of subscription.headers) add(name, value, isSensitiveHeader(name));
     const { auth } = subscription;
     if (auth && 'bearer' in auth) add('authorization', `Bearer ${auth.bearer}`, true);
     if (auth && 'basic' in auth) {

@@ -4,16 +4,33 @@ import type { Control } from '../bus/control.js';
 import type { Config } from '../config/index.js';
 import { callerOf, requireCaller } from '../http/auth.js';
 import { findVisible, SUBSCRIPTION_ID, visibleTo } from './access.js';
-import { HttpProblem, notFound, validationProblem } from '../http/problem.js';
+import { HttpProblem, notFound, validationProblem, type FieldError } from '../http/problem.js';
 import { parseOrThrow } from '../http/validation.js';
 import type { SubscriptionModel, SubscriptionRecord } from './model.js';
 import { newSigningSecret, rotated } from './secrets.js';
+import { isSensitiveHeader, REDACTED } from './sensitive-headers.js';
 import { assertPublicHost, PrivateTargetError } from './ssrf.js';
 import { createInput, EVENT_PATTERN, isReservedHeader, updateInput } from './validation.js';
 
 const ulid = monotonicFactory();
 
 /** The API's view: never a signing secret, bearer token or password. */
+/**
+ * Headers as sent on update, where a masked value sent back as it was read (`[redacted]`) keeps
+ * the stored one, so a read-modify-write does not overwrite a credential with the mask.
+ */
+function keptMasked(input: Record<string, string>, current: readonly { name: string; value: string }[]) {
+  const errors: FieldError[] = [];
+  const headers = Object.entries(input).map(([name, value]) => {
+    if (value !== REDACTED || !isSensitiveHeader(name)) return { name, value };
+    const stored = current.find((h) => h.name.toLowerCase() === name.toLowerCase());
+    if (!stored) errors.push({ path: `headers.${name}`, message: 'is the mask of a value; send the value itself' });
+    return { name, value: stored?.value ?? value };
+  });
+  if (errors.length > 0) throw validationProblem(errors);
+  return headers;
+}
+
 export function subscriptionResponse(sub: SubscriptionRecord) {
   return {
     id: sub._id,
@@ -23,7 +40,8 @@ export function subscriptionResponse(sub: SubscriptionRecord) {
     events: sub.events,
     scope: sub.scope,
     filter: sub.filter,
-    headers: Object.fromEntries(sub.headers.map((h) => [h.name, h.value])),
+    // Credential-like values are masked: a list or read answer is no place to read a secret from.
+    headers: Object.fromEntries(sub.headers.map((h) => [h.name, isSensitiveHeader(h.name) ? REDACTED : h.value])),
     auth:
       sub.auth === null
         ? null
@@ -159,10 +177,7 @@ export function subscriptionRoutes(config: Config, subscriptions: SubscriptionMo
     const current = await load(req);
     if (input.scope === 'site' && !caller.admin) throw forbiddenSite();
     const auth = input.auth === undefined ? current.auth : input.auth;
-    const headers =
-      input.headers === undefined
-        ? current.headers
-        : Object.entries(input.headers ?? {}).map(([name, value]) => ({ name, value }));
+    const headers = input.headers === undefined ? current.headers : keptMasked(input.headers ?? {}, current.headers);
     const reserved = headers.filter((h) => isReservedHeader(h.name, auth !== null));
     if (reserved.length > 0) {
       throw validationProblem(

@@ -29,6 +29,33 @@ describe('the subscriptions API', () => {
     await app?.stop();
   });
 
+  it('When a custom header looks like a credential, then every answer masks it, and sending the mask back keeps the value', async () => {
+    const sub = await create('t-masked', { ...base, headers: { 'X-Api-Key': 'k-123', 'X-Team': 'platform' } });
+    const masked = { 'X-Api-Key': '[redacted]', 'X-Team': 'platform' };
+    expect(sub.headers).toEqual(masked);
+    const read = (await (await call('GET', `/api/webhooks/${sub.id}`, 't-masked')).json()) as Sub;
+    expect(read.headers).toEqual(masked);
+    const list = (await (await call('GET', '/api/webhooks', 't-masked')).json()) as { items: Sub[] };
+    expect(list.items.find((i) => i.id === sub.id)!.headers).toEqual(masked);
+
+    // A read-modify-write: the masked value goes back as it was read.
+    const patched = await call('PATCH', `/api/webhooks/${sub.id}`, 't-masked', {
+      headers: { ...(read.headers as Record<string, string>), 'X-Team': 'core' },
+    });
+    expect(patched.status).toBe(200);
+    expect(((await patched.json()) as Sub).headers).toEqual({ ...masked, 'X-Team': 'core' });
+    const stored = await app.db!.connection.collection('webhooks').findOne({ _id: sub.id as never });
+    expect(stored!.headers).toEqual([
+      { name: 'X-Api-Key', value: 'k-123' },
+      { name: 'X-Team', value: 'core' },
+    ]);
+    // The mask of a header that has no stored value is refused.
+    const unknown = await call('PATCH', `/api/webhooks/${sub.id}`, 't-masked', {
+      headers: { 'X-Token': '[redacted]' },
+    });
+    expect(unknown.status).toBe(400);
+  });
+
   it('When a subscription is created, then 201 with its fields, defaults and a whsec_ secret shown once', async () => {
     const sub = await create(
       't-sub',
