@@ -3,7 +3,7 @@ import { startApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import { schemaKeys } from '../../src/config/schema.js';
 import { createLogger } from '../../src/logger.js';
-import { testEnv } from '../support/env.js';
+import { AMQP_URL, testEnv } from '../support/env.js';
 
 describe('request logs', () => {
   const lines: Record<string, unknown>[] = [];
@@ -58,7 +58,7 @@ describe('request logs', () => {
         .sort(),
     );
     expect(line.config.DELIVERY_RETRY_SCHEDULE).toEqual(app.config.delivery.retrySchedule);
-    expect(line.config.AMQP_URL).toBe('amqp://guest:***@127.0.0.1:5672');
+    expect(line.config.AMQP_URL).toBe(AMQP_URL.replace(':guest@', ':***@'));
     expect(line.config.JWT_SECRET).toBe('[redacted]');
     expect(JSON.stringify(line)).not.toContain(app.config.jwt.secret!);
   });
