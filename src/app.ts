@@ -84,9 +84,13 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     running.flatMap((r) => r.fastRoutes),
     { logger, metrics, isShuttingDown },
   );
-  const server = createHttpServer((req, res) => {
-    if (!fast.serve(req, res)) http(req, res);
-  }, logger);
+  const server = createHttpServer(
+    (req, res) => {
+      if (!fast.serve(req, res)) http(req, res);
+    },
+    logger,
+    { maxBody: config.inbound.maxBody },
+  );
   server.listen(config.http.port, config.http.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

@@ -118,7 +118,8 @@ async function receive(
     return 'published';
   } catch (error) {
     if (!(error instanceof Refusal)) throw error;
-    // A body left unread (refused before reading it) is not drained: the connection closes.
+    // A body left unread (refused before reading it) ends the connection: the server reads and
+    // drops the rest for a bounded while first, so the client still reads this answer (src/http/server.ts).
     if (!req.complete) res.setHeader('Connection', 'close');
     sendProblem(res, error);
     return error.outcome;
@@ -155,7 +156,7 @@ async function readBody(req: IncomingMessage, limit: number, res: ServerResponse
   } catch (error) {
     const type = (error as { type?: string }).type;
     if (type === 'entity.too.large') {
-      // The rest of the body is not read: close the connection rather than drain it.
+      // The rest of the body is not read as a request: the connection ends (after a bounded linger).
       res.setHeader('Connection', 'close');
       throw new Refusal('too_large', 413, `The body is larger than ${limit} bytes.`);
     }

@@ -14,8 +14,16 @@ import type { Logger } from '../logger.js';
 import { HttpProblem, problemBody, sendProblem } from './problem.js';
 import { requestIdOf } from './request-context.js';
 
-/** How long a closing connection goes on reading (and dropping) what the client still sends. */
-const LINGER_MS = 2000;
+/**
+ * A closing connection goes on reading (and dropping) what the client still sends for this long,
+ * and no longer: ample for a client on a slow link to finish its upload, then read the answer.
+ */
+const LINGER_MS = 5000;
+/**
+ * ...and at most this many times INBOUND_MAX_BODY, whichever comes first: a client that sends a
+ * body several times too large whole before reading still reads its 413; one that never ends does not.
+ */
+const LINGER_MAX_BODIES = 4;
 
 /**
  * What Node answers itself when it cannot parse a request (the same statuses as its defaults);
@@ -38,28 +46,38 @@ const PARSE_ERRORS: Record<string, HttpProblem> = {
 
 const malformed = (detail: string) => new HttpProblem(400, detail, { type: 'malformed-request' });
 
+export interface HttpServerOptions {
+  /** INBOUND_MAX_BODY: what a closing connection still reads is bounded by it (LINGER_MAX_BODIES). */
+  maxBody: number;
+}
+
 /**
  * The node:http server: `handle` serves every parsed request. Node's own answers to requests it
  * cannot serve (a parse error, oversized headers, a missing Host, CONNECT, an unknown Expect) are
  * plain text or a dropped connection by default; here they are problem+json like every other error.
  */
-export function createHttpServer(handle: RequestListener, logger: Logger): Server {
+export function createHttpServer(handle: RequestListener, logger: Logger, { maxBody }: HttpServerOptions): Server {
+  const linger = (socket: Duplex) => lingeringClose(socket, LINGER_MAX_BODIES * maxBody);
   /** The request each connection serves last, to know whether its body was read whole. */
   const lastRequest = new WeakMap<Socket, IncomingMessage>();
+  const serving = (req: IncomingMessage, res: ServerResponse) => {
+    lastRequest.set(req.socket, req);
+    // A body still unread once the answer is out is read and dropped, and counted (see
+    // lingeringClose). Ahead of Node's own listener, which would drop it where nothing can count it.
+    res.prependOnceListener('finish', () => {
+      if (!req.complete) req.on('data', () => checkLinger(req.socket)).resume();
+    });
+  };
 
   // Host is checked below, so that its absence is a problem+json answer too.
   const server = createServer({ requireHostHeader: false }, (req, res) => {
     // A connection that answered `Connection: close` serves nothing more (RFC 9112 §9.6), though
     // its parser still reads what the client sends while it lingers.
-    if (lingering.has(req.socket)) {
+    if (lingerBounds.has(req.socket)) {
       req.socket.destroy();
       return;
     }
-    lastRequest.set(req.socket, req);
-    // A body still unread once the answer is out is read and dropped (see lingeringClose).
-    res.once('finish', () => {
-      if (!req.complete) req.resume();
-    });
+    serving(req, res);
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
       refuse(req, res, malformed('An HTTP/1.1 request needs a Host header.'));
       return;
@@ -71,24 +89,24 @@ export function createHttpServer(handle: RequestListener, logger: Logger): Serve
   // client is still sending the request body then, the kernel answers the rest with a reset, which
   // can destroy the answer before the client reads it: any client that uploads the whole body
   // before reading (413, 415, 401 or 404 given early) would see a reset instead. So such a
-  // connection stops writing, reads and drops the rest for a while, then closes (a lingering close).
+  // connection stops writing, reads and drops the rest for a while (a bounded amount), then closes
+  // (a lingering close).
   server.on('connection', (socket: Socket) => {
     const destroySoon = socket.destroySoon.bind(socket);
     socket.destroySoon = () => {
       const req = lastRequest.get(socket);
       if (!req || req.complete) destroySoon();
-      else lingeringClose(socket);
+      else linger(socket);
     };
   });
 
   // Listening replaces Node's answer (a bodiless 417) and the request is not served.
   server.on('checkExpectation', (req, res) => {
-    if (lingering.has(req.socket)) {
+    if (lingerBounds.has(req.socket)) {
       req.socket.destroy();
       return;
     }
-    lastRequest.set(req.socket, req);
-    res.once('finish', () => req.resume());
+    serving(req, res);
     refuse(req, res, new HttpProblem(417, 'Only "Expect: 100-continue" is supported.', { type: 'expectation-failed' }));
   });
 
@@ -99,13 +117,18 @@ export function createHttpServer(handle: RequestListener, logger: Logger): Serve
       headers: { Allow: 'GET, HEAD, POST, PATCH, DELETE' },
     });
     answerOnSocket(socket, problem, requestIdOf(req));
+    linger(socket);
     logger.info({ requestId: requestIdOf(req), method: 'CONNECT', status: 405 }, 'request refused');
   });
 
   const answered = new WeakSet<Duplex>();
   server.on('clientError', (error: NodeJS.ErrnoException & { reason?: string }, socket: Duplex) => {
-    // Node reports every later chunk of a connection it could not parse again: answer once.
-    if (answered.has(socket)) return;
+    // Node reports every later chunk of a connection it could not parse again: answer once, and
+    // count the rest against the linger bound.
+    if (answered.has(socket)) {
+      checkLinger(socket);
+      return;
+    }
     answered.add(socket);
     if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
@@ -121,6 +144,7 @@ export function createHttpServer(handle: RequestListener, logger: Logger): Serve
       }
       const requestId = randomUUID();
       answerOnSocket(socket, problem, requestId);
+      linger(socket);
       logger.info({ requestId, code: error.code, status: problem.status }, 'malformed request refused');
     };
     // The response Node is writing on this connection, if any (what its own default checks too).
@@ -160,16 +184,27 @@ function answerOnSocket(socket: Duplex, problem: HttpProblem, requestId: string)
   ].join('\r\n');
   socket.on('error', () => socket.destroy());
   socket.write(`${head}\r\n\r\n${body}`);
-  lingeringClose(socket);
 }
 
-/** Connections closing: they read and drop what still comes, and serve no further request. */
-const lingering = new WeakSet<Duplex>();
+/**
+ * Connections closing, by the `bytesRead` past which they are cut: they read and drop what still
+ * comes, and serve no further request.
+ */
+const lingerBounds = new WeakMap<Duplex, number>();
 
-/** Stops writing, reads and drops what the client still sends (up to LINGER_MS), then closes. */
-function lingeringClose(socket: Duplex): void {
+/** Called as a closing connection reads: past its bound, it is cut. */
+function checkLinger(socket: Duplex): void {
+  const bound = lingerBounds.get(socket);
+  if (bound !== undefined && (socket as Socket).bytesRead > bound) socket.destroy();
+}
+
+/**
+ * Stops writing, reads and drops what the client still sends (for up to LINGER_MS and `maxBytes`),
+ * then closes.
+ */
+function lingeringClose(socket: Duplex, maxBytes: number): void {
   if (socket.destroyed) return;
-  lingering.add(socket);
+  lingerBounds.set(socket, (socket as Socket).bytesRead + maxBytes);
   if (socket.writable) socket.end();
   const close = () => {
     if (socket.writableFinished) socket.destroy();
@@ -182,7 +217,8 @@ function lingeringClose(socket: Duplex): void {
   const cut = setTimeout(() => socket.destroy(), LINGER_MS).unref();
   socket.once('close', () => clearTimeout(cut));
   socket.once('end', close);
-  // A socket Node's parser still reads is left to it (it drops the body of a finished request);
-  // one it let go of (CONNECT) is drained here.
-  if (socket.listenerCount('data') === 0) socket.resume();
+  // A socket Node's parser still reads is left to it: what it reads comes as the body of the
+  // request it serves, or as clientError once unparsable, and each is checked. One it let go of
+  // (CONNECT) is drained and checked here.
+  if (socket.listenerCount('data') === 0) socket.on('data', () => checkLinger(socket)).resume();
 }
