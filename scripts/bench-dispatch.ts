@@ -42,7 +42,8 @@ import { fileURLToPath } from 'node:url';
 import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import jwt from 'jsonwebtoken';
 import mongoose from 'mongoose';
-import { delayQueues, dispatchNames } from '../src/dispatch/topology.js';
+import { newDeployment, type DeploymentRecord } from '../src/deployment.js';
+import { declareFanOutQueue, delayQueues, dispatchNames } from '../src/dispatch/topology.js';
 import { now, type Latency } from './bench/dispatch-protocol.js';
 import {
   cpuSeconds,
@@ -436,7 +437,13 @@ function baselineContender(letter: 'a' | 'b', names: RunNames, mongo: mongoose.m
 }
 
 /** Declares every input queue before anything is published, and registers all the run creates. */
-async function declare(channel: ConfirmChannel, names: RunNames, contenders: Contender[], cleanup: Cleanup) {
+async function declare(
+  channel: ConfirmChannel,
+  names: RunNames,
+  contenders: Contender[],
+  cleanup: Cleanup,
+  mongo: mongoose.mongo.MongoClient,
+) {
   const { dispatch } = names;
   cleanup.queue(
     ...contenders.map((c) => c.queue),
@@ -444,13 +451,19 @@ async function declare(channel: ConfirmChannel, names: RunNames, contenders: Con
     dispatch.dead,
     ...delayQueues([RETRY_STEP_MS]).map((ms) => dispatch.retryQueue(ms)),
   );
-  cleanup.exchange(names.exchange, dispatch.deliveries, dispatch.dead);
+  cleanup.exchange(names.exchange, dispatch.deliveries, dispatch.dead, dispatch.events, dispatch.control);
   cleanup.database(names.hookbusDb.name);
   cleanup.database(names.baselineDb.name);
-  // hookbus's fan-out queue, declared and bound as hookbus declares it, so the pre-loaded events
-  // wait in it for the dispatcher (other arguments would fail hookbus's own declaration).
+  // hookbus's fan-out queue, declared and bound as hookbus declares it (as its deployment's), so
+  // the pre-loaded events wait in it for the dispatcher (other arguments would fail hookbus's own
+  // declaration).
+  const deployment = newDeployment();
+  await mongo.db(names.hookbusDb.name).collection<DeploymentRecord>('deployment').insertOne(deployment);
   await channel.assertExchange(names.exchange, 'topic', { durable: true });
-  for (const contender of contenders) await channel.assertQueue(contender.queue, { durable: true });
+  await declareFanOutQueue(channel, dispatch, deployment.deploymentId);
+  for (const { queue } of contenders) {
+    if (queue !== dispatch.fanOutQueue) await channel.assertQueue(queue, { durable: true });
+  }
   await channel.bindQueue(dispatch.fanOutQueue, names.exchange, '#');
 }
 
@@ -468,7 +481,7 @@ async function runOnce(
     baselineContender('a', names, mongo),
   ];
   const channel = await amqp.createConfirmChannel();
-  await declare(channel, names, contenders, cleanup);
+  await declare(channel, names, contenders, cleanup, mongo);
   await createSubscription(names.hookbusEnv('api'), names.secret, receiver.url, cleanup);
 
   const results: Result[] = [];

@@ -7,7 +7,24 @@ cd "$(dirname "$0")/.."
 [ -f dist/main.js ] || npm run build
 
 image=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$image"' EXIT
+# Its own vhost and database, deleted afterwards: it leaves nothing on a shared broker or server,
+# and no queues of a deployment of its own on the quick start's prefix.
+run=hbimage_$(node -e 'console.log(require("crypto").randomBytes(4).toString("hex"))')
+database=${MONGODB_URI:-mongodb://127.0.0.1:27017/$run}
+rabbitmqctl -q add_vhost "$run"
+rabbitmqctl -q set_permissions -p "$run" guest '.*' '.*' '.*'
+cleanup() {
+  [ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
+  rabbitmqctl -q delete_vhost "$run" || true
+  if [ -z "${MONGODB_URI:-}" ] && [ -d "$image/node_modules/mongoose" ]; then
+    (cd "$image" && node -e '
+      const m = require("mongoose");
+      m.connect(process.argv[1]).then(() => m.connection.dropDatabase()).finally(() => m.disconnect());
+    ' "$database") || true
+  fi
+  rm -rf "$image"
+}
+trap cleanup EXIT
 cp package.json package-lock.json "$image/"
 (cd "$image" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
 cp -r dist config "$image/"
@@ -17,7 +34,7 @@ healthcheck=$(sed -n 's/^HEALTHCHECK .*CMD \["node", "-e", "\(.*\)"\]$/\1/p' Doc
 [ -n "$healthcheck" ] || { echo "check-image: no HEALTHCHECK found in the Dockerfile" >&2; exit 1; }
 
 (cd "$image" && NODE_ENV=production PORT=$port JWT_SECRET=check-image-secret \
-  MONGODB_URI=${MONGODB_URI:-mongodb://127.0.0.1:27017/hookbus_image_check} \
+  MONGODB_URI=$database AMQP_URL=amqp://guest:guest@127.0.0.1:5672/$run \
   exec node dist/main.js) >"$image/out.log" 2>&1 &
 pid=$!
 

@@ -7,6 +7,8 @@ import { Control, controlTopology } from './bus/control.js';
 import { ConfirmPublisher } from './bus/publisher.js';
 import { effectiveConfig, type Config } from './config/index.js';
 import { Database } from './db/connection.js';
+import { Deployment, type DeploymentConflict } from './deployment.js';
+import { dispatchNames } from './dispatch/topology.js';
 import { within, type Dependency } from './health.js';
 import { createHttpApp } from './http/app.js';
 import { fastRouter } from './http/fast-route.js';
@@ -23,6 +25,11 @@ export interface StartOptions {
   logger?: Logger;
   /** How long stop() lets in-flight HTTP requests finish before cutting connections. */
   httpDrainMs?: number;
+  /**
+   * Called when the broker refuses a queue as another deployment's (the process cannot go on);
+   * main exits 1. By default it is logged, and the process stays not ready.
+   */
+  onDeploymentConflict?: (conflict: DeploymentConflict) => void;
 }
 
 export interface App {
@@ -51,13 +58,16 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const db = needs.has('mongodb') ? new Database({ uri: config.mongodb.uri, logger }) : undefined;
   const bus = needs.has('rabbitmq') ? new Bus({ url: config.amqp.url, connectionName, logger }) : undefined;
   db?.connect();
-  const topologies = [controlTopology, ...topologyOf(config)];
-  const publisher = bus
-    ? new ConfirmPublisher(bus, 'publisher', async (channel) => {
-        for (const declare of topologies) await declare(channel);
-      })
-    : undefined;
-  const control = bus && publisher ? new Control(bus, publisher, logger) : undefined;
+  const names = dispatchNames(config.dispatch.queuePrefix);
+  const onConflict =
+    options.onDeploymentConflict ??
+    ((conflict: DeploymentConflict) => logger.fatal({ err: conflict.message }, 'deployment conflict'));
+  const deployment = db && new Deployment(db, logger, onConflict);
+  const topology = deployment?.topology((id) => async (channel) => {
+    for (const declare of [controlTopology(names.control), ...topologyOf(config, id)]) await declare(channel);
+  });
+  const publisher = bus && topology ? new ConfirmPublisher(bus, 'publisher', topology) : undefined;
+  const control = bus && publisher ? new Control(bus, publisher, logger, names.control) : undefined;
   const rabbitmq: Dependency | undefined = bus && {
     name: 'rabbitmq',
     // Connected, and every channel open with its topology declared and its consumers started.
@@ -66,7 +76,7 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const dependencies = [db, rabbitmq].filter((d): d is Dependency => d !== undefined);
   const metrics = createMetrics(dependencies, config.delivery.timeoutMs);
 
-  const ctx = { config, logger, metrics, db, bus, publisher, control } as RoleContext;
+  const ctx = { config, logger, metrics, db, bus, publisher, control, deployment } as RoleContext;
   const running: RunningRole[] = [];
   for (const role of config.roles) running.push(await ROLE_DEFINITIONS[role].start(ctx));
   // The roles have compiled their models: build their indexes if connected already (else on connect).

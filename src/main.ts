@@ -14,7 +14,13 @@ function configOrExit(): Config {
   }
 }
 
-const app = await startApp(configOrExit());
+const app = await startApp(configOrExit(), {
+  // Another deployment's queues: going on would split the events between the two, silently.
+  onDeploymentConflict: (conflict) => {
+    process.stderr.write(`hookbus: ${conflict.message}\n`);
+    process.exit(1);
+  },
+});
 let stopping = false;
 
 async function shutdown(signal: NodeJS.Signals): Promise<void> {

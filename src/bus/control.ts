@@ -3,9 +3,6 @@ import type { Logger } from '../logger.js';
 import type { Bus, BusChannel, Topology } from './connection.js';
 import type { ConfirmPublisher } from './publisher.js';
 
-/** Fanout exchange for cache invalidations between processes; never carries envelopes. */
-export const CONTROL_EXCHANGE = 'hookbus.control';
-
 export type ControlMessage = { kind: 'hook.changed'; token: string } | { kind: 'subscription.changed'; id: string };
 
 export interface ControlHandler {
@@ -14,9 +11,15 @@ export interface ControlHandler {
   onResync(): void;
 }
 
-export const controlTopology: Topology = async (channel) => {
-  await channel.assertExchange(CONTROL_EXCHANGE, 'fanout', { durable: true });
-};
+/**
+ * The fanout exchange (`<DISPATCH_QUEUE_PREFIX>.control`) for cache invalidations between one
+ * deployment's processes; never carries envelopes, and never reaches another deployment.
+ */
+export const controlTopology =
+  (exchange: string): Topology =>
+  async (channel) => {
+    await channel.assertExchange(exchange, 'fanout', { durable: true });
+  };
 
 const CONFIRM_TIMEOUT_MS = 2000;
 const ANNOUNCE_ATTEMPTS = 3;
@@ -34,6 +37,7 @@ export class Control {
     private readonly bus: Bus,
     private readonly publisher: ConfirmPublisher,
     private readonly logger: Logger,
+    private readonly exchange: string,
   ) {}
 
   /**
@@ -47,7 +51,7 @@ export class Control {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.publisher.publish(
-          CONTROL_EXCHANGE,
+          this.exchange,
           '',
           content,
           { messageId: `ctl_${randomUUID()}`, contentType: 'application/json', persistent: false },
@@ -72,9 +76,9 @@ export class Control {
   subscribe(handler: ControlHandler): void {
     this.handlers.push(handler);
     this.consumer ??= this.bus.channel('control-consumer', async (channel) => {
-      await controlTopology(channel);
+      await controlTopology(this.exchange)(channel);
       const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-      await channel.bindQueue(queue, CONTROL_EXCHANGE, '');
+      await channel.bindQueue(queue, this.exchange, '');
       await channel.consume(queue, (msg) => msg && this.receive(msg.content), { noAck: true });
       for (const h of this.handlers) h.onResync();
     });

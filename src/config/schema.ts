@@ -204,7 +204,7 @@ export const schema = {
       'DISPATCH_QUEUE_PREFIX',
       'name-prefix',
       'hookbus',
-      "Prefix of hookbus's own queues and exchanges (`<prefix>.dispatch`, `.deliveries`, `.retry.<ms>`, `.dead`, and `.events`, the exchange of POST /api/events); replicas that share the work share it.",
+      "Prefix of hookbus's own queues and exchanges (`<prefix>.dispatch`, `.deliveries`, `.retry.<ms>`, `.dead`, `.control`, and `.events`, the exchange of POST /api/events); replicas of one deployment share it, another deployment on the broker is refused it.",
     ),
   },
   delivery: {

@@ -76,6 +76,11 @@ export class Database implements Dependency {
     }
   }
 
+  /** True once close() was called: nothing should wait for this connection any more. */
+  isClosed(): boolean {
+    return this.closed;
+  }
+
   async check(): Promise<boolean> {
     const db = this.connection.db;
     if (this.connection.readyState !== mongoose.ConnectionStates.connected || !db) return false;

@@ -24,7 +24,7 @@ const BACKLOG_CACHE_MS = 1000;
  * DISPATCH_PREFETCH unacknowledged messages. Both consumers start again after every reconnect.
  */
 export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
-  const { config, logger, metrics, db, bus, publisher, control } = ctx;
+  const { config, logger, metrics, db, bus, publisher, control, deployment } = ctx;
   const names = dispatchNames(config.dispatch.queuePrefix);
   // Stopping: no new message is taken (those that still arrive go back to the queue when the
   // channel closes) while work under way is finished. Aborted, after the drain period: work still
@@ -73,7 +73,9 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
 
   // Every channel declares what it uses (idempotent): after a reconnect no channel may assume
   // another has already run its setup.
-  const declare = dispatchTopology(names, config.dispatch.bindings, config.delivery.retrySchedule);
+  const declare = deployment.topology((id) =>
+    dispatchTopology(names, config.dispatch.bindings, config.delivery.retrySchedule, id),
+  );
   const consumers: { channel: Channel; tag: string }[] = [];
   const consume = (name: string, queue: string, handle: (channel: Channel, message: ConsumeMessage) => void) =>
     bus.channel(name, async (channel) => {

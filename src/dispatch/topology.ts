@@ -1,5 +1,7 @@
+import type { ConfirmChannel } from 'amqplib';
 import type { Topology } from '../bus/connection.js';
 import type { Binding } from '../config/index.js';
+import { declareOwnedQueue, deploymentRoutingKey, type QueueOwner } from '../deployment.js';
 
 /** Routing key of delivery messages on the deliveries exchange. */
 export const DELIVERY_KEY = 'delivery';
@@ -9,6 +11,8 @@ export const DELIVERY_KEY = 'delivery';
  * (`DISPATCH_QUEUE_PREFIX`, default `hookbus`): replicas that share the work share it.
  */
 export interface DispatchNames {
+  /** DISPATCH_QUEUE_PREFIX: every name below starts with it. */
+  prefix: string;
   /** Durable queue of envelopes, bound per DISPATCH_BINDINGS; consumed by the fan-out stage. */
   fanOutQueue: string;
   /** Direct exchange and queue of delivery messages; consumed by the attempt stage. */
@@ -17,16 +21,20 @@ export interface DispatchNames {
   dead: string;
   /** Topic exchange of envelopes published through `POST /api/events` (and by other services). */
   events: string;
+  /** Fanout exchange of cache invalidations between the deployment's processes. */
+  control: string;
   /** Delay queue for a wait of `ms`: its messages dead-letter back to the deliveries exchange. */
   retryQueue(ms: number): string;
 }
 
 export function dispatchNames(prefix: string): DispatchNames {
   return {
+    prefix,
     fanOutQueue: `${prefix}.dispatch`,
     deliveries: `${prefix}.deliveries`,
     dead: `${prefix}.dead`,
     events: `${prefix}.events`,
+    control: `${prefix}.control`,
     retryQueue: (ms) => `${prefix}.retry.${ms}`,
   };
 }
@@ -44,17 +52,20 @@ export const parkDelay = (schedule: readonly number[]): number => Math.min(MAX_P
 export const delayQueues = (schedule: readonly number[]): number[] => retrySteps([...schedule, parkDelay(schedule)]);
 
 /**
- * Declares the dispatch topology. The delay is in each retry queue's name, so a new schedule
- * declares new queues instead of failing on a redeclare with another `x-message-ttl`.
+ * Declares the dispatch topology, every queue as the deployment's (src/deployment.ts). The delay
+ * is in each retry queue's name, so a new schedule declares new queues instead of failing on a
+ * redeclare with another `x-message-ttl`.
  */
 export function dispatchTopology(
   names: DispatchNames,
   bindings: readonly Binding[],
   schedule: readonly number[],
+  deploymentId: string,
 ): Topology {
-  const deliveries = deliveryTopology(names, schedule);
+  const owner = { prefix: names.prefix, deploymentId };
+  const deliveries = deliveryTopology(names, schedule, owner);
   return async (channel) => {
-    await channel.assertQueue(names.fanOutQueue, { durable: true });
+    await declareFanOutQueue(channel, names, deploymentId);
     // Its own events exchange always (POST /api/events publishes there, whatever the prefix), and
     // whatever DISPATCH_BINDINGS names (by default INBOUND_EXCHANGE's `event.#`).
     for (const { exchange, bindingKey } of [{ exchange: names.events, bindingKey: '#' }, ...bindings]) {
@@ -63,36 +74,46 @@ export function dispatchTopology(
     }
     await deliveries(channel);
     await channel.assertExchange(names.dead, 'fanout', { durable: true });
-    await channel.assertQueue(names.dead, { durable: true });
+    // A dead letter an operator rejects is dropped, as before, not cycled back.
+    await declareOwnedQueue(channel, names.dead, { durable: true, deadLetterExchange: '' }, owner);
     await channel.bindQueue(names.dead, names.dead, '');
   };
+}
+
+/**
+ * The fan-out queue, as the deployment's (a benchmark pre-loads it before hookbus starts). What
+ * the broker dead-letters from the work queues (a reject, never done today) is kept on `.dead`.
+ */
+export async function declareFanOutQueue(channel: ConfirmChannel, names: DispatchNames, deploymentId: string) {
+  const owner = { prefix: names.prefix, deploymentId };
+  await declareOwnedQueue(channel, names.fanOutQueue, { durable: true, deadLetterExchange: names.dead }, owner);
 }
 
 /**
  * What the API publishes to: the events exchange (`POST /api/events`), and the deliveries
  * exchange with its queue and delay queues (replays go through the durable retry path).
  */
-export function apiTopology(names: DispatchNames, schedule: readonly number[]): Topology {
-  const deliveries = deliveryTopology(names, schedule);
+export function apiTopology(names: DispatchNames, schedule: readonly number[], deploymentId: string): Topology {
+  const deliveries = deliveryTopology(names, schedule, { prefix: names.prefix, deploymentId });
   return async (channel) => {
     await channel.assertExchange(names.events, 'topic', { durable: true });
     await deliveries(channel);
   };
 }
 
-/** The deliveries exchange and queue, and one delay queue per retry step. */
-function deliveryTopology(names: DispatchNames, schedule: readonly number[]): Topology {
+/**
+ * The deliveries exchange and queue, and one delay queue per retry step. A delay queue
+ * dead-letters with the deployment's routing key, which the deliveries queue is bound by too.
+ */
+function deliveryTopology(names: DispatchNames, schedule: readonly number[], owner: QueueOwner): Topology {
   return async (channel) => {
     await channel.assertExchange(names.deliveries, 'direct', { durable: true });
-    await channel.assertQueue(names.deliveries, { durable: true });
+    await declareOwnedQueue(channel, names.deliveries, { durable: true, deadLetterExchange: names.dead }, owner);
     await channel.bindQueue(names.deliveries, names.deliveries, DELIVERY_KEY);
+    await channel.bindQueue(names.deliveries, names.deliveries, deploymentRoutingKey(owner.deploymentId));
     for (const ms of delayQueues(schedule)) {
-      await channel.assertQueue(names.retryQueue(ms), {
-        durable: true,
-        messageTtl: ms,
-        deadLetterExchange: names.deliveries,
-        deadLetterRoutingKey: DELIVERY_KEY,
-      });
+      const delay = { durable: true, messageTtl: ms, deadLetterExchange: names.deliveries };
+      await declareOwnedQueue(channel, names.retryQueue(ms), delay, owner);
     }
   };
 }

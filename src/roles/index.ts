@@ -12,6 +12,7 @@ import { deliveryLogRoutes } from '../delivery-log/routes.js';
 import { eventRoutes } from '../events/routes.js';
 import type { Config, Role } from '../config/index.js';
 import type { Database } from '../db/connection.js';
+import type { Deployment } from '../deployment.js';
 import type { DependencyName } from '../health.js';
 import { HookCache } from '../hooks/cache.js';
 import { hookConfigRoutes } from '../hooks/config-routes.js';
@@ -32,6 +33,8 @@ export interface RoleContext {
   /** The process's one confirm channel for publishing; declares every role's topology. */
   publisher: ConfirmPublisher;
   control: Control;
+  /** The deployment's id (from MongoDB): every queue is declared as its. */
+  deployment: Deployment;
 }
 
 export interface RunningRole {
@@ -44,8 +47,8 @@ export interface RunningRole {
 interface RoleDefinition {
   /** What the role cannot work without; /readyz checks exactly these. */
   needs: readonly DependencyName[];
-  /** Exchanges and queues the role publishes to; declared on every (re)connect. */
-  topology?: (config: Config) => Topology;
+  /** Exchanges and queues the role publishes to, as the deployment's; declared on every (re)connect. */
+  topology?: (config: Config, deploymentId: string) => Topology;
   start(ctx: RoleContext): Promise<RunningRole>;
 }
 
@@ -59,7 +62,8 @@ const nothingToStop = async () => undefined;
 export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   api: {
     needs: ['mongodb', 'rabbitmq'],
-    topology: (config) => apiTopology(dispatchNames(config.dispatch.queuePrefix), config.delivery.retrySchedule),
+    topology: (config, deploymentId) =>
+      apiTopology(dispatchNames(config.dispatch.queuePrefix), config.delivery.retrySchedule, deploymentId),
     start: async ({ config, db, control, publisher, metrics, logger }) => {
       const names = dispatchNames(config.dispatch.queuePrefix);
       const subscriptions = subscriptionModel(db.connection);
@@ -93,11 +97,12 @@ export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   },
   dispatcher: {
     needs: ['mongodb', 'rabbitmq'],
-    topology: (config) =>
+    topology: (config, deploymentId) =>
       dispatchTopology(
         dispatchNames(config.dispatch.queuePrefix),
         config.dispatch.bindings,
         config.delivery.retrySchedule,
+        deploymentId,
       ),
     start: startDispatcher,
   },
@@ -108,6 +113,6 @@ export function dependenciesOf(roles: readonly Role[]): Set<DependencyName> {
 }
 
 /** The topology of the selected roles, in role order. */
-export function topologyOf(config: Config): Topology[] {
-  return config.roles.flatMap((role) => ROLE_DEFINITIONS[role].topology?.(config) ?? []);
+export function topologyOf(config: Config, deploymentId: string): Topology[] {
+  return config.roles.flatMap((role) => ROLE_DEFINITIONS[role].topology?.(config, deploymentId) ?? []);
 }

@@ -7,7 +7,7 @@ import type { App } from '../../src/app.js';
 import type { DeliveryRecord } from '../../src/dispatch/deliveries.js';
 import { metricValue, startTestApp, waitReady } from '../support/app.js';
 import { BusClient, deliveries, dispatchSuite, envelope, subscribe, type Subscription } from '../support/dispatch.js';
-import { mongoUri, uniqueName } from '../support/env.js';
+import { mongoUri, TEST_QUEUE_PREFIX, uniqueName } from '../support/env.js';
 import { bearer } from '../support/jwt.js';
 import { Receiver, type Responder } from '../support/receiver.js';
 import { eventually } from '../support/wait.js';
@@ -230,7 +230,12 @@ describe('dispatch refusing internal targets at connect time (DELIVERY_ALLOW_PRI
   let bus: BusClient;
 
   beforeAll(async () => {
-    const shared = { MONGODB_URI: mongoUri(), DELIVERY_RETRY_SCHEDULE: '50ms' };
+    // One deployment: one database and one prefix (its processes announce changes on <prefix>.control).
+    const shared = {
+      MONGODB_URI: mongoUri(),
+      DISPATCH_QUEUE_PREFIX: uniqueName(TEST_QUEUE_PREFIX),
+      DELIVERY_RETRY_SCHEDULE: '50ms',
+    };
     // Subscriptions are created where private targets are allowed (the create-time check has its
     // own tests), so only the dispatcher's connect-time check stands between them and the receiver.
     admin = await startTestApp({ ...shared, HOOKBUS_ROLES: 'api' });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
 import { startTestApp, waitReady } from '../support/app.js';
-import { AMQP_URL, mongoUri, uniqueName } from '../support/env.js';
+import { AMQP_URL, mongoUri, TEST_QUEUE_PREFIX, uniqueName } from '../support/env.js';
 import { createHook, postInbound } from '../support/hooks.js';
 import { bearer } from '../support/jwt.js';
 import { QueueTap } from '../support/queue-tap.js';
@@ -18,7 +18,12 @@ describe('two processes sharing one database', () => {
 
   beforeAll(async () => {
     tap = await QueueTap.open(exchange, 'event.#');
-    const shared = { INBOUND_EXCHANGE: exchange, MONGODB_URI: mongoUri() };
+    // One deployment: one database and one prefix (its processes announce changes on <prefix>.control).
+    const shared = {
+      INBOUND_EXCHANGE: exchange,
+      MONGODB_URI: mongoUri(),
+      DISPATCH_QUEUE_PREFIX: uniqueName(TEST_QUEUE_PREFIX),
+    };
     api = await startTestApp({ ...shared, HOOKBUS_ROLES: 'api,ingest' });
     ingest = await startTestApp({ ...shared, HOOKBUS_ROLES: 'ingest' });
     await waitReady(api);
