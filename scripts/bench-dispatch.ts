@@ -42,7 +42,8 @@ import { fileURLToPath } from 'node:url';
 import amqplib, { type Channel, type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import jwt from 'jsonwebtoken';
 import mongoose from 'mongoose';
-import { newDeployment, type DeploymentRecord } from '../src/deployment.js';
+import { newDeployment, QueueOwner, type DeploymentRecord } from '../src/deployment.js';
+import { createLogger } from '../src/logger.js';
 import { declareFanOutQueue, delayQueues, dispatchNames } from '../src/dispatch/topology.js';
 import { now, type Latency } from './bench/dispatch-protocol.js';
 import {
@@ -54,6 +55,8 @@ import {
   type Collected,
   type Started,
 } from './bench/dispatch-processes.js';
+
+const silent = createLogger('silent');
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -449,6 +452,7 @@ async function declare(
     ...contenders.map((c) => c.queue),
     dispatch.deliveries,
     dispatch.dead,
+    `${dispatch.prefix}.deployment`,
     ...delayQueues([RETRY_STEP_MS]).map((ms) => dispatch.retryQueue(ms)),
   );
   cleanup.exchange(names.exchange, dispatch.deliveries, dispatch.dead, dispatch.events, dispatch.control);
@@ -460,7 +464,11 @@ async function declare(
   const deployment = newDeployment();
   await mongo.db(names.hookbusDb.name).collection<DeploymentRecord>('deployment').insertOne(deployment);
   await channel.assertExchange(names.exchange, 'topic', { durable: true });
-  await declareFanOutQueue(channel, dispatch, deployment.deploymentId);
+  await declareFanOutQueue(
+    channel,
+    dispatch,
+    new QueueOwner(dispatch.prefix, deployment.deploymentId, new Set(), silent),
+  );
   for (const { queue } of contenders) {
     if (queue !== dispatch.fanOutQueue) await channel.assertQueue(queue, { durable: true });
   }

@@ -10,13 +10,12 @@ image=$(mktemp -d)
 # Its own vhost and database, deleted afterwards: it leaves nothing on a shared broker or server,
 # and no queues of a deployment of its own on the quick start's prefix.
 run=hbimage_$(node -e 'console.log(require("crypto").randomBytes(4).toString("hex"))')
-database=${MONGODB_URI:-mongodb://127.0.0.1:27017/$run}
-rabbitmqctl -q add_vhost "$run"
-rabbitmqctl -q set_permissions -p "$run" guest '.*' '.*' '.*'
+database=$(node -e 'const u = new URL(process.argv[1]); u.pathname = "/" + process.argv[2]; console.log(u.toString())' \
+  "${MONGODB_URI:-mongodb://127.0.0.1:27017/}" "$run")
 cleanup() {
   [ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
-  rabbitmqctl -q delete_vhost "$run" || true
-  if [ -z "${MONGODB_URI:-}" ] && [ -d "$image/node_modules/mongoose" ]; then
+  rabbitmqctl -q delete_vhost "$run" 2>/dev/null || true
+  if [ -d "$image/node_modules/mongoose" ]; then
     (cd "$image" && node -e '
       const m = require("mongoose");
       m.connect(process.argv[1]).then(() => m.connection.dropDatabase()).finally(() => m.disconnect());
@@ -25,6 +24,8 @@ cleanup() {
   rm -rf "$image"
 }
 trap cleanup EXIT
+rabbitmqctl -q add_vhost "$run"
+rabbitmqctl -q set_permissions -p "$run" guest '.*' '.*' '.*'
 cp package.json package-lock.json "$image/"
 (cd "$image" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
 cp -r dist config "$image/"

@@ -62,16 +62,21 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   const onConflict =
     options.onDeploymentConflict ??
     ((conflict: DeploymentConflict) => logger.fatal({ err: conflict.message }, 'deployment conflict'));
-  const deployment = db && new Deployment(db, logger, onConflict);
-  const topology = deployment?.topology((id) => async (channel) => {
-    for (const declare of [controlTopology(names.control), ...topologyOf(config, id)]) await declare(channel);
+  const deployment = db && bus && new Deployment({ db, bus, logger, prefix: names.prefix, onConflict });
+  const topology = deployment?.topology((owner) => async (channel) => {
+    for (const declare of [controlTopology(names.control), ...topologyOf(config, owner)]) await declare(channel);
   });
   const publisher = bus && topology ? new ConfirmPublisher(bus, 'publisher', topology) : undefined;
-  const control = bus && publisher ? new Control(bus, publisher, logger, names.control) : undefined;
+  const control =
+    bus && publisher && deployment
+      ? new Control(bus, publisher, logger, names.control, (setup) => deployment.topology(() => setup))
+      : undefined;
   const rabbitmq: Dependency | undefined = bus && {
     name: 'rabbitmq',
-    // Connected, and every channel open with its topology declared and its consumers started.
-    check: async () => bus.isReady() && (publisher?.isReady() ?? false),
+    // Connected, and every channel open with its topology declared and its consumers started. Until
+    // MongoDB has given the deployment id no channel can declare anything: that is MongoDB's fault.
+    check: async () =>
+      deployment?.isKnown() === false ? bus.isConnected() : bus.isReady() && (publisher?.isReady() ?? false),
   };
   const dependencies = [db, rabbitmq].filter((d): d is Dependency => d !== undefined);
   const metrics = createMetrics(dependencies, config.delivery.timeoutMs);

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ConfirmChannel, Options } from 'amqplib';
+import type { Channel, ConfirmChannel, Options } from 'amqplib';
 import { Schema, type Connection } from 'mongoose';
 import { ulid } from 'ulid';
-import type { Topology } from './bus/connection.js';
+import type { Bus, Topology } from './bus/connection.js';
 import type { Database } from './db/connection.js';
+import { within } from './health.js';
 import type { Logger } from './logger.js';
 
 /** The one document of the `deployment` collection. */
@@ -28,72 +29,120 @@ export const newDeployment = (): DeploymentRecord => ({
 });
 
 const DUPLICATE_KEY = 11000;
+/** Bounds the passes that learn legacy queues (one per queue: a prefix has a dozen or so). */
+const MAX_LEGACY_PASSES = 100;
 const RETRY_MS = 1000;
-
-/** Who owns a queue: the deployment, and the prefix its queues are named by. */
-export interface QueueOwner {
-  prefix: string;
-  deploymentId: string;
-}
+/** A read of the id gets this long: a connection that went silent must not hold every channel. */
+const READ_TIMEOUT_MS = 2000;
 
 /**
- * Another deployment's queue, or one declared before deployments had ids: the broker refused to
- * declare it as this deployment's. The message is the one line an operator needs.
+ * Another deployment's queue: the broker refused to declare it as this deployment's. The message
+ * is the one line an operator needs.
  */
 export class DeploymentConflict extends Error {
   override name = 'DeploymentConflict';
 }
 
+export interface DeploymentOptions {
+  db: Database;
+  bus: Bus;
+  logger: Logger;
+  /** DISPATCH_QUEUE_PREFIX: the deployment's queues are named by it, and its marker queue. */
+  prefix: string;
+  onConflict: (conflict: DeploymentConflict) => void;
+}
+
 /**
- * The deployment this process belongs to: a database's id, made on its first start (an insert
- * of a fixed `_id`, so replicas starting together agree on one) and the same for every replica
- * after. Every queue hookbus declares carries it, so two deployments given one
- * DISPATCH_QUEUE_PREFIX on one broker cannot share queues: the second is refused at start-up.
+ * The deployment this process belongs to: a database's id, made on its first start (an insert of
+ * a fixed `_id`, so replicas starting together agree on one) and the same for every replica after.
+ * Every queue hookbus declares carries it (see QueueOwner), starting with the prefix's marker
+ * queue `<prefix>.deployment`, which every process of every role declares before anything else:
+ * a second deployment given one DISPATCH_QUEUE_PREFIX on one broker is refused by the broker.
  */
 export class Deployment {
   private id: Promise<string> | undefined;
+  private resolved = false;
 
-  constructor(
-    private readonly db: Database,
-    private readonly logger: Logger,
-    private readonly onConflict: (conflict: DeploymentConflict) => void,
-  ) {}
+  constructor(private readonly options: DeploymentOptions) {}
 
   /** Resolves once MongoDB has answered; waits (retrying) while it is unreachable. */
   deploymentId(): Promise<string> {
-    this.id ??= this.readOrCreate();
+    this.id ??= this.readOrCreate().then((id) => {
+      this.resolved = true;
+      return id;
+    });
     return this.id;
   }
 
+  /** True once the id has been read: until then no channel can declare anything. */
+  isKnown(): boolean {
+    return this.resolved;
+  }
+
   /**
-   * A topology declared as this deployment's: it waits for the id, and a queue the broker refuses
-   * as another deployment's is reported to onConflict (the process refuses to go on).
+   * A topology declared as this deployment's: it waits for the id and claims the prefix's marker
+   * queue first; a queue the broker holds for another deployment is reported to onConflict (the
+   * process refuses to go on) and fails the setup.
    */
-  topology(build: (deploymentId: string) => Topology): Topology {
+  topology(build: (owner: QueueOwner) => Topology): Topology {
+    const declareAll = (owner: QueueOwner) => async (channel: ConfirmChannel) => {
+      await owner.declare(channel, `${this.options.prefix}.deployment`, { durable: true, deadLetterExchange: '' });
+      await build(owner)(channel);
+    };
     return async (channel) => {
+      const { prefix, logger, onConflict } = this.options;
+      const owner = new QueueOwner(prefix, await this.deploymentId(), this.legacy, logger);
       try {
-        await build(await this.deploymentId())(channel);
+        await declareAll(owner)(channel);
       } catch (error) {
-        if (error instanceof DeploymentConflict) this.onConflict(error);
-        throw error;
+        if (error instanceof DeploymentConflict) onConflict(error);
+        if (!(error instanceof LegacyQueue)) throw error;
+        // The refusal closed the channel: learn every such queue on channels of our own, then
+        // fail this setup, which runs again (the bus reconnects) and uses them as they are.
+        await this.learnLegacy(declareAll(owner));
+        throw new Error('queues declared before deployment ids found; declaring again');
       }
     };
   }
 
-  private async readOrCreate(): Promise<string> {
-    const model = deploymentModel(this.db.connection);
-    while (!this.db.isClosed()) {
+  /** Queues an older hookbus declared (no deployment id): used as they stand. */
+  private readonly legacy = new Set<string>();
+
+  /** Runs the declarations on throwaway channels until none is refused as a legacy queue. */
+  private async learnLegacy(declareAll: Topology): Promise<void> {
+    const connection = this.options.bus.manager.connection;
+    // Each pass that fails has found one more legacy queue; there are only so many queues.
+    for (let pass = 0; connection && pass < MAX_LEGACY_PASSES; pass++) {
+      const channel = await connection.createConfirmChannel();
+      channel.on('error', () => undefined); // a refused declaration: handled below
       try {
-        await this.db.ready();
-        const found = await model.findById('deployment').lean();
+        await declareAll(channel);
+        await channel.close();
+        return;
+      } catch (error) {
+        if (!(error instanceof LegacyQueue)) throw error;
+      }
+    }
+  }
+
+  private async readOrCreate(): Promise<string> {
+    const { db, logger } = this.options;
+    const model = deploymentModel(db.connection);
+    while (!db.isClosed()) {
+      try {
+        await db.ready();
+        const read: Promise<DeploymentRecord | null> = model.findById('deployment').lean().exec();
+        const found = await within<DeploymentRecord | null | 'timeout'>(read, READ_TIMEOUT_MS, 'timeout');
+        if (found === 'timeout') throw new Error(`no answer from MongoDB within ${READ_TIMEOUT_MS} ms`);
         if (found) return found.deploymentId;
         const { deploymentId } = await model.create(newDeployment());
-        this.logger.info({ deploymentId }, 'first start of this deployment: its id is stored in MongoDB');
+        logger.info({ deploymentId }, 'first start of this deployment: its id is stored in MongoDB');
         return deploymentId;
       } catch (error) {
         // Another replica's first start inserted it first: read theirs.
         if ((error as { code?: number }).code === DUPLICATE_KEY) continue;
-        this.logger.warn({ err: (error as Error).message, retryInMs: RETRY_MS }, 'could not read the deployment id');
+        if (db.isClosed()) break;
+        logger.warn({ err: (error as Error).message, retryInMs: RETRY_MS }, 'could not read the deployment id');
         await sleep(RETRY_MS, undefined, { ref: false });
       }
     }
@@ -103,43 +152,65 @@ export class Deployment {
 
 /**
  * The broker compares only the arguments it knows on a redeclare, and ignores others: the id
- * rides in `x-dead-letter-routing-key`, so a queue declared by another deployment (or without an
- * id) is refused by the broker itself. Messages the broker dead-letters carry it as their key.
+ * rides in `x-dead-letter-routing-key`, so a queue declared by another deployment is refused by
+ * the broker itself. Messages the broker dead-letters carry it as their routing key.
  */
 export const deploymentRoutingKey = (deploymentId: string) => `deployment.${deploymentId}`;
 
-/**
- * Declares a queue as the owner's. `deadLetterExchange` is where the broker dead-letters its
- * messages (`''` with no queue named by the routing key: dropped, as with no dead-lettering).
- */
-export async function declareOwnedQueue(
-  channel: ConfirmChannel,
-  queue: string,
-  options: Options.AssertQueue & { deadLetterExchange: string },
-  owner: QueueOwner,
-): Promise<void> {
-  try {
-    await channel.assertQueue(queue, { ...options, deadLetterRoutingKey: deploymentRoutingKey(owner.deploymentId) });
-  } catch (error) {
-    throw conflictOf(error as Error, queue, owner) ?? error;
-  }
+/** RabbitMQ's words: `inequivalent arg 'x-…' for queue '…' in vhost '…': received … but current is …`. */
+const INEQUIVALENT = /inequivalent arg '[^']+' for queue .* but current is (.*)$/;
+const OWNER_ID = /'deployment\.([^']+)'/;
+
+/** A queue an older hookbus declared: recorded, and the declaration is made again. */
+class LegacyQueue extends Error {
+  override name = 'LegacyQueue';
 }
 
-/** RabbitMQ's words: `inequivalent arg 'x-…' for queue '…' in vhost '…': received … but current is …`. */
-const INEQUIVALENT = /inequivalent arg 'x-dead-letter-(?:routing-key|exchange)'.*but current is (.*?)"?$/;
-const CURRENT_ID = /^'deployment\.([^']+)'$/;
+/**
+ * Declares queues as one deployment's. A queue another deployment holds is a DeploymentConflict;
+ * one declared before deployments had ids (no id, or an older hookbus's arguments) is a
+ * LegacyQueue the first time, recorded with a warning, and used as it stands after that (the
+ * marker queue guards its prefix).
+ */
+export class QueueOwner {
+  constructor(
+    readonly prefix: string,
+    readonly deploymentId: string,
+    private readonly legacy: Set<string>,
+    private readonly logger: Logger,
+  ) {}
 
-function conflictOf(error: Error, queue: string, owner: QueueOwner): DeploymentConflict | undefined {
-  const current = INEQUIVALENT.exec(error.message)?.[1];
-  if (current === undefined) return undefined;
-  const other = CURRENT_ID.exec(current)?.[1];
-  const ours = `this database's deployment is ${owner.deploymentId}`;
-  return new DeploymentConflict(
-    other === undefined
-      ? `queue ${queue} (DISPATCH_QUEUE_PREFIX ${owner.prefix}) was declared without a deployment id (by an ` +
-          `older hookbus, or by hand) and ${ours}: drain and delete the prefix's queues, or give this ` +
-          `deployment its own DISPATCH_QUEUE_PREFIX`
-      : `DISPATCH_QUEUE_PREFIX ${owner.prefix} belongs to deployment ${other} (queue ${queue}), but ${ours}: ` +
-          `give each deployment its own DISPATCH_QUEUE_PREFIX (two on one prefix would take each other's events)`,
-  );
+  /** `deadLetterExchange`: where the broker dead-letters its messages (`''`: dropped, no queue has the key's name). */
+  async declare(channel: Channel, queue: string, options: Options.AssertQueue & { deadLetterExchange: string }) {
+    if (this.legacy.has(queue)) {
+      await channel.checkQueue(queue);
+      return;
+    }
+    try {
+      await channel.assertQueue(queue, { ...options, deadLetterRoutingKey: deploymentRoutingKey(this.deploymentId) });
+    } catch (error) {
+      throw this.refusal(queue, error as Error);
+    }
+  }
+
+  private refusal(queue: string, error: Error): Error {
+    const current = INEQUIVALENT.exec(error.message)?.[1];
+    if (current === undefined) return error;
+    const other = OWNER_ID.exec(current)?.[1];
+    if (other !== undefined) return this.conflict(queue, other);
+    this.legacy.add(queue);
+    this.logger.warn(
+      { queue, deploymentId: this.deploymentId },
+      `queue declared before deployment ids, used as it is; the ${this.prefix}.deployment queue guards the prefix`,
+    );
+    return new LegacyQueue(queue);
+  }
+
+  private conflict(queue: string, other: string): DeploymentConflict {
+    return new DeploymentConflict(
+      `DISPATCH_QUEUE_PREFIX ${this.prefix} belongs to deployment ${other} (queue ${queue}), but this ` +
+        `database's deployment is ${this.deploymentId}: give each deployment its own DISPATCH_QUEUE_PREFIX ` +
+        `(two on one prefix would take each other's events)`,
+    );
+  }
 }

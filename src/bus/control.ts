@@ -38,6 +38,8 @@ export class Control {
     private readonly publisher: ConfirmPublisher,
     private readonly logger: Logger,
     private readonly exchange: string,
+    /** Wraps the consumer's setup: it consumes only once the deployment's prefix is verified. */
+    private readonly guarded: (setup: Topology) => Topology = (setup) => setup,
   ) {}
 
   /**
@@ -75,13 +77,16 @@ export class Control {
   /** Starts the process's own exclusive queue on the fanout the first time a handler registers. */
   subscribe(handler: ControlHandler): void {
     this.handlers.push(handler);
-    this.consumer ??= this.bus.channel('control-consumer', async (channel) => {
-      await controlTopology(this.exchange)(channel);
-      const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-      await channel.bindQueue(queue, this.exchange, '');
-      await channel.consume(queue, (msg) => msg && this.receive(msg.content), { noAck: true });
-      for (const h of this.handlers) h.onResync();
-    });
+    this.consumer ??= this.bus.channel(
+      'control-consumer',
+      this.guarded(async (channel) => {
+        await controlTopology(this.exchange)(channel);
+        const { queue } = await channel.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+        await channel.bindQueue(queue, this.exchange, '');
+        await channel.consume(queue, (msg) => msg && this.receive(msg.content), { noAck: true });
+        for (const h of this.handlers) h.onResync();
+      }),
+    );
   }
 
   private receive(content: Buffer): void {

@@ -73,8 +73,8 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
 
   // Every channel declares what it uses (idempotent): after a reconnect no channel may assume
   // another has already run its setup.
-  const declare = deployment.topology((id) =>
-    dispatchTopology(names, config.dispatch.bindings, config.delivery.retrySchedule, id),
+  const declare = deployment.topology((owner) =>
+    dispatchTopology(names, config.dispatch.bindings, config.delivery.retrySchedule, owner),
   );
   const consumers: { channel: Channel; tag: string }[] = [];
   const consume = (name: string, queue: string, handle: (channel: Channel, message: ConsumeMessage) => void) =>

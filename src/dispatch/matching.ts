@@ -66,7 +66,7 @@ const SITE = Symbol('site');
 
 /**
  * Every subscription, held in memory so dispatch never queries MongoDB per message. A change
- * announced on `hookbus.control` reloads that one subscription; a reconnect to the bus (when
+ * announced on `<prefix>.control` reloads that one subscription; a reconnect to the bus (when
  * announcements may have been missed) reloads them all.
  */
 export class SubscriptionCache implements ControlHandler {

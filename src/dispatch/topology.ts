@@ -1,7 +1,7 @@
-import type { ConfirmChannel } from 'amqplib';
+import type { Channel } from 'amqplib';
 import type { Topology } from '../bus/connection.js';
 import type { Binding } from '../config/index.js';
-import { declareOwnedQueue, deploymentRoutingKey, type QueueOwner } from '../deployment.js';
+import { deploymentRoutingKey, type QueueOwner } from '../deployment.js';
 
 /** Routing key of delivery messages on the deliveries exchange. */
 export const DELIVERY_KEY = 'delivery';
@@ -60,12 +60,11 @@ export function dispatchTopology(
   names: DispatchNames,
   bindings: readonly Binding[],
   schedule: readonly number[],
-  deploymentId: string,
+  owner: QueueOwner,
 ): Topology {
-  const owner = { prefix: names.prefix, deploymentId };
   const deliveries = deliveryTopology(names, schedule, owner);
   return async (channel) => {
-    await declareFanOutQueue(channel, names, deploymentId);
+    await declareFanOutQueue(channel, names, owner);
     // Its own events exchange always (POST /api/events publishes there, whatever the prefix), and
     // whatever DISPATCH_BINDINGS names (by default INBOUND_EXCHANGE's `event.#`).
     for (const { exchange, bindingKey } of [{ exchange: names.events, bindingKey: '#' }, ...bindings]) {
@@ -75,7 +74,7 @@ export function dispatchTopology(
     await deliveries(channel);
     await channel.assertExchange(names.dead, 'fanout', { durable: true });
     // A dead letter an operator rejects is dropped, as before, not cycled back.
-    await declareOwnedQueue(channel, names.dead, { durable: true, deadLetterExchange: '' }, owner);
+    await owner.declare(channel, names.dead, { durable: true, deadLetterExchange: '' });
     await channel.bindQueue(names.dead, names.dead, '');
   };
 }
@@ -84,17 +83,16 @@ export function dispatchTopology(
  * The fan-out queue, as the deployment's (a benchmark pre-loads it before hookbus starts). What
  * the broker dead-letters from the work queues (a reject, never done today) is kept on `.dead`.
  */
-export async function declareFanOutQueue(channel: ConfirmChannel, names: DispatchNames, deploymentId: string) {
-  const owner = { prefix: names.prefix, deploymentId };
-  await declareOwnedQueue(channel, names.fanOutQueue, { durable: true, deadLetterExchange: names.dead }, owner);
+export async function declareFanOutQueue(channel: Channel, names: DispatchNames, owner: QueueOwner) {
+  await owner.declare(channel, names.fanOutQueue, { durable: true, deadLetterExchange: names.dead });
 }
 
 /**
  * What the API publishes to: the events exchange (`POST /api/events`), and the deliveries
  * exchange with its queue and delay queues (replays go through the durable retry path).
  */
-export function apiTopology(names: DispatchNames, schedule: readonly number[], deploymentId: string): Topology {
-  const deliveries = deliveryTopology(names, schedule, { prefix: names.prefix, deploymentId });
+export function apiTopology(names: DispatchNames, schedule: readonly number[], owner: QueueOwner): Topology {
+  const deliveries = deliveryTopology(names, schedule, owner);
   return async (channel) => {
     await channel.assertExchange(names.events, 'topic', { durable: true });
     await deliveries(channel);
@@ -108,12 +106,12 @@ export function apiTopology(names: DispatchNames, schedule: readonly number[], d
 function deliveryTopology(names: DispatchNames, schedule: readonly number[], owner: QueueOwner): Topology {
   return async (channel) => {
     await channel.assertExchange(names.deliveries, 'direct', { durable: true });
-    await declareOwnedQueue(channel, names.deliveries, { durable: true, deadLetterExchange: names.dead }, owner);
+    await owner.declare(channel, names.deliveries, { durable: true, deadLetterExchange: names.dead });
     await channel.bindQueue(names.deliveries, names.deliveries, DELIVERY_KEY);
     await channel.bindQueue(names.deliveries, names.deliveries, deploymentRoutingKey(owner.deploymentId));
     for (const ms of delayQueues(schedule)) {
       const delay = { durable: true, messageTtl: ms, deadLetterExchange: names.deliveries };
-      await declareOwnedQueue(channel, names.retryQueue(ms), delay, owner);
+      await owner.declare(channel, names.retryQueue(ms), delay);
     }
   };
 }

@@ -10,6 +10,7 @@ import {
 } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import onHeaders from 'on-headers';
 import type { Logger } from '../logger.js';
 import { HttpProblem, problemBody, sendProblem } from './problem.js';
 import { requestIdOf } from './request-context.js';
@@ -62,6 +63,12 @@ export function createHttpServer(handle: RequestListener, logger: Logger, { maxB
   const lastRequest = new WeakMap<Socket, IncomingMessage>();
   const serving = (req: IncomingMessage, res: ServerResponse) => {
     lastRequest.set(req.socket, req);
+    // An answer given before the body is read (a refusal: 401, 404, 413, 415...) ends the
+    // connection, whichever route gave it, so what is left of the body is read within the linger
+    // bounds, not for as long as the client sends.
+    onHeaders(res, () => {
+      if (hasUnreadBody(req)) res.setHeader('Connection', 'close');
+    });
     // A body still unread once the answer is out is read and dropped, and counted (see
     // lingeringClose). Ahead of Node's own listener, which would drop it where nothing can count it.
     res.prependOnceListener('finish', () => {
@@ -185,6 +192,10 @@ function answerOnSocket(socket: Duplex, problem: HttpProblem, requestId: string)
   socket.on('error', () => socket.destroy());
   socket.write(`${head}\r\n\r\n${body}`);
 }
+
+/** A request with a body (a length over 0, or chunked) that has not been read to its end. */
+const hasUnreadBody = (req: IncomingMessage) =>
+  !req.complete && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0);
 
 /**
  * Connections closing, by the `bytesRead` past which they are cut: they read and drop what still

@@ -12,7 +12,7 @@ import { deliveryLogRoutes } from '../delivery-log/routes.js';
 import { eventRoutes } from '../events/routes.js';
 import type { Config, Role } from '../config/index.js';
 import type { Database } from '../db/connection.js';
-import type { Deployment } from '../deployment.js';
+import type { Deployment, QueueOwner } from '../deployment.js';
 import type { DependencyName } from '../health.js';
 import { HookCache } from '../hooks/cache.js';
 import { hookConfigRoutes } from '../hooks/config-routes.js';
@@ -48,7 +48,7 @@ interface RoleDefinition {
   /** What the role cannot work without; /readyz checks exactly these. */
   needs: readonly DependencyName[];
   /** Exchanges and queues the role publishes to, as the deployment's; declared on every (re)connect. */
-  topology?: (config: Config, deploymentId: string) => Topology;
+  topology?: (config: Config, owner: QueueOwner) => Topology;
   start(ctx: RoleContext): Promise<RunningRole>;
 }
 
@@ -62,8 +62,8 @@ const nothingToStop = async () => undefined;
 export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   api: {
     needs: ['mongodb', 'rabbitmq'],
-    topology: (config, deploymentId) =>
-      apiTopology(dispatchNames(config.dispatch.queuePrefix), config.delivery.retrySchedule, deploymentId),
+    topology: (config, owner) =>
+      apiTopology(dispatchNames(config.dispatch.queuePrefix), config.delivery.retrySchedule, owner),
     start: async ({ config, db, control, publisher, metrics, logger }) => {
       const names = dispatchNames(config.dispatch.queuePrefix);
       const subscriptions = subscriptionModel(db.connection);
@@ -97,12 +97,12 @@ export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
   },
   dispatcher: {
     needs: ['mongodb', 'rabbitmq'],
-    topology: (config, deploymentId) =>
+    topology: (config, owner) =>
       dispatchTopology(
         dispatchNames(config.dispatch.queuePrefix),
         config.dispatch.bindings,
         config.delivery.retrySchedule,
-        deploymentId,
+        owner,
       ),
     start: startDispatcher,
   },
@@ -113,6 +113,6 @@ export function dependenciesOf(roles: readonly Role[]): Set<DependencyName> {
 }
 
 /** The topology of the selected roles, in role order. */
-export function topologyOf(config: Config, deploymentId: string): Topology[] {
-  return config.roles.flatMap((role) => ROLE_DEFINITIONS[role].topology?.(config, deploymentId) ?? []);
+export function topologyOf(config: Config, owner: QueueOwner): Topology[] {
+  return config.roles.flatMap((role) => ROLE_DEFINITIONS[role].topology?.(config, owner) ?? []);
 }

@@ -49,39 +49,69 @@ describe('a deployment identity on a shared broker', () => {
     await receiver?.close();
   });
 
-  it('When a second deployment (its own database) starts on the same DISPATCH_QUEUE_PREFIX, then it exits 1 with one line naming the prefix and both deployments, and the first delivers every event', async () => {
-    const first = await start(databaseA);
-    const idA = await deploymentIdIn(databaseA);
-    expect(idA).toMatch(/^dep_[0-9A-Z]{26}$/);
-
-    const second = spawnHookbus(env(databaseB));
-    const { code } = await second.exited;
-    expect(code).toBe(1);
-    const idB = await deploymentIdIn(databaseB);
-    expect(idB).toMatch(/^dep_/);
-    expect(idB).not.toBe(idA);
-    const refusals = second
+  /** Starts a process expected to be refused: it must exit 1 with one line naming both deployments. */
+  async function refused(database: string, overrides: Record<string, string> = {}): Promise<string> {
+    const proc = spawnHookbus({ ...env(database), ...overrides });
+    running.push(proc);
+    expect((await proc.exited).code).toBe(1);
+    const refusals = proc
       .output()
       .split('\n')
       .filter((line) => line.startsWith('hookbus: '));
     expect(refusals).toHaveLength(1);
-    expect(refusals[0]).toContain(prefix);
-    expect(refusals[0]).toContain(idA);
-    expect(refusals[0]).toContain(idB);
+    return refusals[0]!;
+  }
 
-    // The refused process took nothing: every event the first deployment accepted is delivered.
+  /** Posts `count` events as `tenant` through POST /api/events, all at once; each must be a 202. */
+  async function postEvents(url: string, tenant: string, count: number, from = 0): Promise<void> {
+    const answers = await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        fetch(`${url}/api/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...bearer(tenant) },
+          body: JSON.stringify({ event: 'guard.test', data: { i: from + i } }),
+        }).then((res) => res.status),
+      ),
+    );
+    expect(answers).toEqual(Array(count).fill(202));
+  }
+
+  /** Waits until the receiver has had every event numbered `from` to `to` - 1. */
+  const deliveredAll = (from: number, to: number) =>
+    eventually(
+      () => {
+        const seen = new Set(receiver.requests.map((r) => (JSON.parse(r.body) as { data: { i: number } }).data.i));
+        return Array.from({ length: to - from }, (_, k) => from + k).every((i) => seen.has(i));
+      },
+      20_000,
+      `events ${from} to ${to - 1} delivered`,
+    );
+
+  it('When a second deployment (its own database) starts on the same DISPATCH_QUEUE_PREFIX, then it exits 1 with one line naming the prefix and both deployments, and the first delivers every event', async () => {
+    const first = await start(databaseA);
+    const idA = await deploymentIdIn(databaseA);
+    expect(idA).toMatch(/^dep_[0-9A-Z]{26}$/);
     const tenant = uniqueName('t');
     await subscribe({ url: first }, tenant, { url: receiver.url, events: ['guard.test'] });
-    for (let i = 0; i < 20; i++) {
-      const res = await fetch(`${first}/api/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...bearer(tenant) },
-        body: JSON.stringify({ event: 'guard.test', data: { i } }),
-      });
-      expect(res.status).toBe(202);
-    }
-    const got = await receiver.waitFor(20);
-    expect(new Set(got.map((r) => (JSON.parse(r.body) as { data: { i: number } }).data.i)).size).toBe(20);
+
+    // Events keep arriving while the second deployment starts: it must not take any of them.
+    const [line] = await Promise.all([refused(databaseB), postEvents(first, tenant, 20)]);
+    const idB = await deploymentIdIn(databaseB);
+    expect(idB).toMatch(/^dep_/);
+    expect(idB).not.toBe(idA);
+    expect(line).toContain(prefix);
+    expect(line).toContain(idA);
+    expect(line).toContain(idB);
+
+    await postEvents(first, tenant, 20, 20);
+    await deliveredAll(0, 40);
+  });
+
+  it('When a process of another deployment runs only the ingest role (it declares no work queue), then it is refused too', async () => {
+    await start(databaseA);
+    const line = await refused(databaseB, { HOOKBUS_ROLES: 'ingest' });
+    expect(line).toContain(`${prefix}.deployment`);
+    expect(line).toContain((await deploymentIdIn(databaseA))!);
   });
 
   it('When a replica of the first deployment (the same database) starts on that prefix, then it shares the queues', async () => {
@@ -91,21 +121,29 @@ describe('a deployment identity on a shared broker', () => {
     expect((await fetch(`${replica}/readyz`)).status).toBe(200);
   });
 
-  it('When the prefix has a queue declared without a deployment id (an older hookbus), then it exits 1 saying so', async () => {
+  it('When the prefix has queues an older hookbus declared (no deployment id), then they are used as they are, with a warning, and the prefix is still guarded', async () => {
     const old = uniqueName(TEST_QUEUE_PREFIX);
     const connection = await amqplib.connect(AMQP_URL);
     const channel = await connection.createChannel();
     await channel.assertQueue(`${old}.dispatch`, { durable: true });
+    await channel.assertQueue(`${old}.deliveries`, { durable: true });
     await channel.close();
     await connection.close();
+    const legacy = { DISPATCH_QUEUE_PREFIX: old };
+    const database = mongoUri();
 
-    const proc = spawnHookbus({ ...env(mongoUri()), DISPATCH_QUEUE_PREFIX: old });
-    expect((await proc.exited).code).toBe(1);
-    const refusals = proc
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('hookbus: '));
-    expect(refusals).toEqual([expect.stringContaining(`queue ${old}.dispatch`)]);
-    expect(refusals[0]).toContain('without a deployment id');
+    const proc = spawnHookbus({ ...env(database), ...legacy });
+    running.push(proc);
+    const url = `http://127.0.0.1:${await listeningPort(proc)}`;
+    await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 'readyz 200');
+    expect(proc.output()).toContain(`"queue":"${old}.dispatch"`);
+    expect(proc.output()).toContain('queue declared before deployment ids');
+    const tenant = uniqueName('t');
+    await subscribe({ url }, tenant, { url: receiver.url, events: ['guard.test'] });
+    await postEvents(url, tenant, 5, 100);
+    await deliveredAll(100, 105);
+
+    const line = await refused(mongoUri(), legacy);
+    expect(line).toContain(`${old}.deployment`);
   });
 });

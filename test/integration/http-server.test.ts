@@ -104,6 +104,16 @@ describe('the HTTP server', () => {
       expect(upload.msAfterAnswer).toBeLessThan(LINGER_MS / 5);
     });
 
+    it.each([
+      ['a 401 from the config API (no token)', '/api/webhooks', 401],
+      ['a 404 for no route', '/no/such/route', 404],
+    ])('then %s to a client that never stops sending is cut off at the bound too', async (_, target, status) => {
+      const upload = await endlessPost(app.url, target, { chunkSize: 64 * KiB, intervalMs: 0 });
+      expect(upload.status).toBe(status);
+      expect(upload.bytesSent).toBeGreaterThan(LINGER_BYTES);
+      expect(upload.msAfterAnswer).toBeLessThan(LINGER_MS / 5);
+    });
+
     it('then a client that sends slowly without end is cut off after 5 s', async () => {
       const upload = await endlessPost(app.url, UNKNOWN_HOOK, { chunkSize: KiB, intervalMs: 50 });
       expect(upload.status).toBe(404);

