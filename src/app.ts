@@ -78,7 +78,12 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
     check: async () =>
       deployment?.isKnown() === false ? bus.isConnected() : bus.isReady() && (publisher?.isReady() ?? false),
   };
-  const dependencies = [db, rabbitmq].filter((d): d is Dependency => d !== undefined);
+  const mongodb: Dependency | undefined = db && {
+    name: 'mongodb',
+    // Reachable, and the deployment id read: until then nothing can be declared or consumed.
+    check: async () => (await db.check()) && (deployment?.isKnown() ?? true),
+  };
+  const dependencies = [mongodb, rabbitmq].filter((d): d is Dependency => d !== undefined);
   const metrics = createMetrics(dependencies, config.delivery.timeoutMs);
 
   const ctx = { config, logger, metrics, db, bus, publisher, control, deployment } as RoleContext;

@@ -29,8 +29,6 @@ export const newDeployment = (): DeploymentRecord => ({
 });
 
 const DUPLICATE_KEY = 11000;
-/** Bounds the passes that learn legacy queues (one per queue: a prefix has a dozen or so). */
-const MAX_LEGACY_PASSES = 100;
 const RETRY_MS = 1000;
 /** A read of the id gets this long: a connection that went silent must not hold every channel. */
 const READ_TIMEOUT_MS = 2000;
@@ -41,6 +39,13 @@ const READ_TIMEOUT_MS = 2000;
  */
 export class DeploymentConflict extends Error {
   override name = 'DeploymentConflict';
+  constructor(
+    message: string,
+    /** The queue the broker refused. */
+    readonly queue: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface DeploymentOptions {
@@ -85,44 +90,62 @@ export class Deployment {
    * process refuses to go on) and fails the setup.
    */
   topology(build: (owner: QueueOwner) => Topology): Topology {
+    const marker = `${this.options.prefix}.deployment`;
     const declareAll = (owner: QueueOwner) => async (channel: ConfirmChannel) => {
-      await owner.declare(channel, `${this.options.prefix}.deployment`, { durable: true, deadLetterExchange: '' });
+      await owner.declare(channel, marker, { durable: true, deadLetterExchange: '' });
       await build(owner)(channel);
     };
+    // The first run learns the queues an older hookbus declared on throwaway channels, before
+    // the channel that stays: a refusal would close it, and the bus reconnects to recover.
+    let learnt = false;
     return async (channel) => {
-      const { prefix, logger, onConflict } = this.options;
+      const { prefix, logger } = this.options;
       const owner = new QueueOwner(prefix, await this.deploymentId(), this.legacy, logger);
       try {
+        if (!learnt) await this.learnLegacy(declareAll, owner);
+        learnt = true;
         await declareAll(owner)(channel);
       } catch (error) {
-        if (error instanceof DeploymentConflict) onConflict(error);
-        if (!(error instanceof LegacyQueue)) throw error;
-        // The refusal closed the channel: learn every such queue on channels of our own, then
-        // fail this setup, which runs again (the bus reconnects) and uses them as they are.
-        await this.learnLegacy(declareAll(owner));
-        throw new Error('queues declared before deployment ids found; declaring again');
+        // A legacy queue that appeared since: learn again on the next run (the bus reconnects).
+        if (error instanceof LegacyQueue) learnt = false;
+        throw await this.refused(error as Error, marker);
       }
     };
+  }
+
+  /**
+   * Reports a conflict to onConflict. A conflict found past the marker means the marker was
+   * missing and this setup just claimed it for the wrong deployment: it is deleted again, so the
+   * deployment that holds the queues can go on.
+   */
+  private async refused(error: Error, marker: string): Promise<Error> {
+    if (!(error instanceof DeploymentConflict)) return error;
+    if (error.queue !== marker) {
+      const channel = await this.options.bus.manager.connection?.createChannel().catch(() => undefined);
+      await channel?.deleteQueue(marker, { ifEmpty: true }).catch(() => undefined);
+      await channel?.close().catch(() => undefined);
+    }
+    this.options.onConflict(error);
+    return error;
   }
 
   /** Queues an older hookbus declared (no deployment id): used as they stand. */
   private readonly legacy = new Set<string>();
 
-  /** Runs the declarations on throwaway channels until none is refused as a legacy queue. */
-  private async learnLegacy(declareAll: Topology): Promise<void> {
+  /** Runs the declarations once more on throwaway channels, learning every legacy queue. */
+  private async learnLegacy(declareAll: (owner: QueueOwner) => Topology, owner: QueueOwner): Promise<void> {
     const connection = this.options.bus.manager.connection;
-    // Each pass that fails has found one more legacy queue; there are only so many queues.
-    for (let pass = 0; connection && pass < MAX_LEGACY_PASSES; pass++) {
+    if (!connection) return;
+    const open = async () => {
       const channel = await connection.createConfirmChannel();
-      channel.on('error', () => undefined); // a refused declaration: handled below
-      try {
-        await declareAll(channel);
-        await channel.close();
-        return;
-      } catch (error) {
-        if (!(error instanceof LegacyQueue)) throw error;
-      }
-    }
+      channel.on('error', () => undefined); // a refused declaration: reported by the call itself
+      return channel;
+    };
+    // One pass: each queue is tried on a throwaway channel of its own first, so a refusal costs
+    // only that channel and the pass goes on.
+    const channel = await open();
+    await declareAll(owner.probing(open))(channel);
+    await channel.close();
   }
 
   private async readOrCreate(): Promise<string> {
@@ -158,8 +181,12 @@ export class Deployment {
 export const deploymentRoutingKey = (deploymentId: string) => `deployment.${deploymentId}`;
 
 /** RabbitMQ's words: `inequivalent arg 'x-…' for queue '…' in vhost '…': received … but current is …`. */
-const INEQUIVALENT = /inequivalent arg '[^']+' for queue .* but current is (.*)$/;
+const INEQUIVALENT = /inequivalent arg '([^']+)' for queue .* but current is (.*)$/;
 const OWNER_ID = /'deployment\.([^']+)'/;
+/** What an older hookbus's queues hold where the id goes: nothing, or its retry queues' key. */
+const LEGACY_VALUES = /^(none|'delivery')"?$/;
+
+type QueueOptions = Options.AssertQueue & { deadLetterExchange: string };
 
 /** A queue an older hookbus declared: recorded, and the declaration is made again. */
 class LegacyQueue extends Error {
@@ -178,12 +205,39 @@ export class QueueOwner {
     readonly deploymentId: string,
     private readonly legacy: Set<string>,
     private readonly logger: Logger,
+    /** When set, each queue is first tried on a channel of this function's (see learnLegacy). */
+    private readonly probe?: () => Promise<Channel>,
   ) {}
 
+  /** The same owner, trying each queue on a throwaway channel first: legacy ones are learnt, not thrown. */
+  probing(open: () => Promise<Channel>): QueueOwner {
+    return new QueueOwner(this.prefix, this.deploymentId, this.legacy, this.logger, open);
+  }
+
   /** `deadLetterExchange`: where the broker dead-letters its messages (`''`: dropped, no queue has the key's name). */
-  async declare(channel: Channel, queue: string, options: Options.AssertQueue & { deadLetterExchange: string }) {
+  async declare(channel: Channel, queue: string, options: QueueOptions): Promise<void> {
+    if (this.probe && !this.legacy.has(queue)) await this.learn(this.probe, queue, options);
+    await this.declareOn(channel, queue, options);
+  }
+
+  /** Tries the queue on a throwaway channel: a legacy one is recorded instead of failing the pass. */
+  private async learn(probe: () => Promise<Channel>, queue: string, options: QueueOptions): Promise<void> {
+    const channel = await probe();
+    try {
+      await this.declareOn(channel, queue, options);
+      await channel.close();
+    } catch (error) {
+      if (!(error instanceof LegacyQueue)) throw error;
+    }
+  }
+
+  private async declareOn(channel: Channel, queue: string, options: QueueOptions): Promise<void> {
     if (this.legacy.has(queue)) {
-      await channel.checkQueue(queue);
+      // Deleted since (a 404 closes the channel): the next setup declares it with the id.
+      await channel.checkQueue(queue).catch((error: Error) => {
+        this.legacy.delete(queue);
+        throw error;
+      });
       return;
     }
     try {
@@ -193,11 +247,25 @@ export class QueueOwner {
     }
   }
 
+  /**
+   * What a refused declaration means. Another deployment's id: a conflict. A dead-letter argument
+   * an older hookbus set or left out (no id), on any queue but the marker: a legacy queue.
+   * Anything else: the broker's own error.
+   */
   private refusal(queue: string, error: Error): Error {
-    const current = INEQUIVALENT.exec(error.message)?.[1];
-    if (current === undefined) return error;
+    const refused = INEQUIVALENT.exec(error.message);
+    if (!refused) return error;
+    const [, argument, current] = refused as unknown as [string, string, string];
     const other = OWNER_ID.exec(current)?.[1];
     if (other !== undefined) return this.conflict(queue, other);
+    if (queue === `${this.prefix}.deployment`) {
+      return new DeploymentConflict(
+        `queue ${queue} exists without this deployment's id (made by hand?), so DISPATCH_QUEUE_PREFIX ` +
+          `${this.prefix} cannot be guarded: delete that queue`,
+        queue,
+      );
+    }
+    if (!argument.startsWith('x-dead-letter-') || !LEGACY_VALUES.test(current)) return error;
     this.legacy.add(queue);
     this.logger.warn(
       { queue, deploymentId: this.deploymentId },
@@ -211,6 +279,7 @@ export class QueueOwner {
       `DISPATCH_QUEUE_PREFIX ${this.prefix} belongs to deployment ${other} (queue ${queue}), but this ` +
         `database's deployment is ${this.deploymentId}: give each deployment its own DISPATCH_QUEUE_PREFIX ` +
         `(two on one prefix would take each other's events)`,
+      queue,
     );
   }
 }

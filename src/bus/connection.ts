@@ -84,6 +84,11 @@ export class Bus {
       name,
       confirm: true,
       setup: async (channel: ConfirmChannel) => {
+        // A refused declaration is a channel error, reported by the failed call itself. Unheard,
+        // amqplib would throw it in its frame loop and take the whole connection down with it.
+        channel.on('error', (err: Error) =>
+          this.options.logger.debug({ err: err.message, channel: name }, 'channel error'),
+        );
         channel.once('close', () => {
           ready = false;
           this.heal(name);

@@ -1,7 +1,9 @@
 import amqplib from 'amqplib';
 import mongoose from 'mongoose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
 import { deploymentModel } from '../../src/deployment.js';
+import { delayQueues } from '../../src/dispatch/topology.js';
 import { subscribe } from '../support/dispatch.js';
 import { AMQP_URL, mongoUri, TEST_QUEUE_PREFIX, testEnv, uniqueName } from '../support/env.js';
 import { bearer } from '../support/jwt.js';
@@ -28,8 +30,8 @@ describe('a deployment identity on a shared broker', () => {
   const running: HookbusProcess[] = [];
   let receiver: Receiver;
 
-  async function start(database: string): Promise<string> {
-    const proc = spawnHookbus(env(database));
+  async function start(database: string, overrides: Record<string, string> = {}): Promise<string> {
+    const proc = spawnHookbus({ ...env(database), ...overrides });
     running.push(proc);
     const url = `http://127.0.0.1:${await listeningPort(proc)}`;
     await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 'readyz 200');
@@ -123,27 +125,71 @@ describe('a deployment identity on a shared broker', () => {
 
   it('When the prefix has queues an older hookbus declared (no deployment id), then they are used as they are, with a warning, and the prefix is still guarded', async () => {
     const old = uniqueName(TEST_QUEUE_PREFIX);
-    const connection = await amqplib.connect(AMQP_URL);
-    const channel = await connection.createChannel();
-    await channel.assertQueue(`${old}.dispatch`, { durable: true });
-    await channel.assertQueue(`${old}.deliveries`, { durable: true });
-    await channel.close();
-    await connection.close();
     const legacy = { DISPATCH_QUEUE_PREFIX: old };
-    const database = mongoUri();
+    const schedule = loadConfig(env(mongoUri())).delivery.retrySchedule;
+    // What an older hookbus declared: plain queues, and delay queues keyed `delivery`.
+    await onAdminChannel(async (channel) => {
+      for (const queue of ['dispatch', 'deliveries', 'dead']) {
+        await channel.assertQueue(`${old}.${queue}`, { durable: true });
+      }
+      for (const ms of delayQueues(schedule)) {
+        await channel.assertQueue(`${old}.retry.${ms}`, {
+          durable: true,
+          messageTtl: ms,
+          deadLetterExchange: `${old}.deliveries`,
+          deadLetterRoutingKey: 'delivery',
+        });
+      }
+    });
 
-    const proc = spawnHookbus({ ...env(database), ...legacy });
-    running.push(proc);
-    const url = `http://127.0.0.1:${await listeningPort(proc)}`;
-    await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 30_000, 'readyz 200');
-    expect(proc.output()).toContain(`"queue":"${old}.dispatch"`);
-    expect(proc.output()).toContain('queue declared before deployment ids');
+    const url = await start(mongoUri(), legacy);
+    const proc = running.at(-1)!;
+    // Log lines reach this process on their own schedule, not with the HTTP answers.
+    const warned = (queue: string) =>
+      proc.output().includes(`"queue":"${old}.${queue}"`) &&
+      proc.output().includes('queue declared before deployment ids');
+    await eventually(() => ['dispatch', 'deliveries', 'dead'].every(warned), 5_000, 'a warning for each old queue');
+    // All of them are learnt on throwaway channels first: no reconnect, not one per old queue.
+    expect(proc.output()).not.toContain('rabbitmq connection lost');
     const tenant = uniqueName('t');
     await subscribe({ url }, tenant, { url: receiver.url, events: ['guard.test'] });
     await postEvents(url, tenant, 5, 100);
     await deliveredAll(100, 105);
 
+    // An old queue deleted while it runs is declared again, with the id.
+    await onAdminChannel((channel) => channel.deleteQueue(`${old}.dispatch`));
+    await eventually(
+      async () => (await fetch(`${url}/readyz`)).status === 200 && (await postEvents(url, tenant, 1, 200), true),
+      20_000,
+      'ready again',
+    );
+    await deliveredAll(200, 201);
+
     const line = await refused(mongoUri(), legacy);
     expect(line).toContain(`${old}.deployment`);
   });
+
+  it('When the marker queue was deleted and another deployment starts, then that one is refused and gives the marker back', async () => {
+    await start(databaseA);
+    await onAdminChannel((channel) => channel.deleteQueue(`${prefix}.deployment`));
+    const line = await refused(databaseB);
+    expect(line).toContain(`${prefix}.dispatch`);
+    await expect(onAdminChannel((channel) => channel.checkQueue(`${prefix}.deployment`))).rejects.toThrow(/NOT_FOUND/);
+    // The deployment that holds the queues goes on: a replica of it starts and claims the marker.
+    await start(databaseA);
+    await onAdminChannel((channel) => channel.checkQueue(`${prefix}.deployment`));
+  });
 });
+
+/** Runs `use` on a channel of a connection of its own, closed afterwards. */
+async function onAdminChannel<T>(use: (channel: amqplib.Channel) => Promise<T>): Promise<T> {
+  const connection = await amqplib.connect(AMQP_URL);
+  connection.on('error', () => undefined);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    return await use(channel);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}

@@ -48,7 +48,13 @@ describe('durable dispatch across dispatcher processes', () => {
   }
 
   beforeAll(async () => {
-    env = testEnv({ DELIVERY_RETRY_SCHEDULE: '2s', DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK: '32' });
+    env = testEnv({
+      DELIVERY_RETRY_SCHEDULE: '2s',
+      DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK: '32',
+      // Every record is checked: the purge a dispatcher runs at start keeps only the newest
+      // DELIVERY_LOG_LIMIT (100 by default) of a subscription, and 400 are made here.
+      DELIVERY_LOG_LIMIT: '1000',
+    });
     api = await startTestApp({ ...(env as Record<string, string>), HOOKBUS_ROLES: 'api' });
     await waitReady(api);
     bus = await BusClient.open();
