@@ -26,7 +26,8 @@
  * CPU milliseconds per delivery (fixed costs included: telling only of a busy process).
  *
  * hookbus runs with the dispatcher role only (an api-role process creates the subscription
- * first), DISPATCH_PREFETCH = --prefetch and DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK = --prefetch:
+ * first), DELIVERY_LOG_LIMIT high enough to keep every record it checks, DISPATCH_PREFETCH =
+ * --prefetch and DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK = --prefetch:
  * with the default cap of 8, one subscription's deliveries over the cap wait up to 1 s on the
  * broker, and the benchmark would measure the cap instead of the dispatcher.
  *
@@ -57,6 +58,8 @@ import {
 } from './bench/dispatch-processes.js';
 
 const silent = createLogger('silent');
+/** DELIVERY_LOG_LIMIT for the runs: more than any run makes, so the purge keeps every record. */
+const KEEP_EVERY_RECORD = 100_000_000;
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -375,6 +378,10 @@ function runNames(receiverUrl: string) {
     DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK: String(PREFETCH),
     DELIVERY_RETRY_SCHEDULE: `${RETRY_STEP_MS}ms`,
     DELIVERY_ALLOW_PRIVATE_TARGETS: 'true',
+    // Every delivery's record is checked. With the default (100 per subscription) the purge a
+    // dispatcher runs within 2 s of its start deletes the settled deliveries past the newest 100,
+    // in the middle of the drain: "hookbus recorded 3684 of 6500" was that, not a lost write.
+    DELIVERY_LOG_LIMIT: String(KEEP_EVERY_RECORD),
   });
   return {
     hex,
