@@ -2,7 +2,8 @@
 # Makes RabbitMQ and a MongoDB-wire server reachable on loopback for development and tests.
 #
 #   MongoDB: MONGODB_URI if set (used as is), else `mongod` if on PATH, else FerretDB 1.24.2
-#   (SQLite backend), built with `go install` once and reused.
+#   (SQLite backend, or the local PostgreSQL with HOOKBUS_FERRETDB_BACKEND=postgresql), built
+#   with `go install` once and reused.
 #   RabbitMQ: started with `rabbitmq-server -detached` when 127.0.0.1:5672 does not answer.
 #
 # Idempotent: services that already answer are left alone. Data of the MongoDB-wire server
@@ -10,6 +11,8 @@
 set -euo pipefail
 
 FERRETDB_VERSION=v1.24.2
+# FerretDB's storage: sqlite (the default; measured against postgresql in docs/ferretdb-backends.md).
+FERRETDB_BACKEND=${HOOKBUS_FERRETDB_BACKEND:-sqlite}
 STATE_DIR=${HOOKBUS_SERVICES_DIR:-/tmp/hookbus-services}
 MONGO_PORT=27017
 mkdir -p "$STATE_DIR"
@@ -78,10 +81,21 @@ start_mongodb_wire() {
     return
   fi
   install_ferretdb
-  local data
+  local data backend
   data=$(mktemp -d "$STATE_DIR/ferretdb-data.XXXXXX")
-  log "starting FerretDB (SQLite backend, data in $data)"
-  nohup "$(ferretdb_bin)" --handler=sqlite --sqlite-url="file:$data/" --state-dir="$data" \
+  case "$FERRETDB_BACKEND" in
+    sqlite) backend=(--handler=sqlite --sqlite-url="file:$data/") ;;
+    postgresql)
+      # A database of its own on the local PostgreSQL (trust auth on loopback).
+      local database
+      database=hookbus_ferretdb_$(basename "$data" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
+      psql -h 127.0.0.1 -U postgres -q -c "create database $database" >/dev/null
+      backend=(--handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:5432/$database")
+      ;;
+    *) log "HOOKBUS_FERRETDB_BACKEND must be sqlite or postgresql"; return 1 ;;
+  esac
+  log "starting FerretDB ($FERRETDB_BACKEND backend, state in $data)"
+  nohup "$(ferretdb_bin)" "${backend[@]}" --state-dir="$data" \
     --listen-addr=127.0.0.1:$MONGO_PORT --telemetry=disable --debug-addr=- \
     --log-level=warn >"$STATE_DIR/ferretdb.log" 2>&1 &
   echo $! >"$STATE_DIR/ferretdb.pid"

@@ -29,6 +29,8 @@ export const newDeployment = (): DeploymentRecord => ({
 });
 
 const DUPLICATE_KEY = 11000;
+/** How long a refused process waits for its other setups before it gives the marker back. */
+const SETTLE_MS = 2000;
 const RETRY_MS = 1000;
 /** A read of the id gets this long: a connection that went silent must not hold every channel. */
 const READ_TIMEOUT_MS = 2000;
@@ -101,6 +103,8 @@ export class Deployment {
     return async (channel) => {
       const { prefix, logger } = this.options;
       const owner = new QueueOwner(prefix, await this.deploymentId(), this.legacy, logger);
+      if (this.conflict) throw this.conflict;
+      this.declaring++;
       try {
         if (!learnt) await this.learnLegacy(declareAll, owner);
         learnt = true;
@@ -109,18 +113,28 @@ export class Deployment {
         // A legacy queue that appeared since: learn again on the next run (the bus reconnects).
         if (error instanceof LegacyQueue) learnt = false;
         throw await this.refused(error as Error, marker);
+      } finally {
+        this.declaring--;
       }
     };
   }
 
+  /** The first conflict found: from then on this process declares nothing. */
+  private conflict: DeploymentConflict | undefined;
+  /** Setups declaring right now. */
+  private declaring = 0;
+
   /**
-   * Reports a conflict to onConflict. A conflict found past the marker means the marker was
-   * missing and this setup just claimed it for the wrong deployment: it is deleted again, so the
-   * deployment that holds the queues can go on.
+   * Reports a conflict to onConflict, once. A conflict found past the marker means the marker was
+   * missing and this process claimed it for the wrong deployment: once its other setups have
+   * settled (one may be declaring the marker), it is deleted again, so the deployment that holds
+   * the queues can go on.
    */
   private async refused(error: Error, marker: string): Promise<Error> {
-    if (!(error instanceof DeploymentConflict)) return error;
+    if (!(error instanceof DeploymentConflict) || this.conflict) return error;
+    this.conflict = error;
     if (error.queue !== marker) {
+      for (let waited = 0; this.declaring > 1 && waited < SETTLE_MS; waited += 10) await sleep(10);
       const channel = await this.options.bus.manager.connection?.createChannel().catch(() => undefined);
       await channel?.deleteQueue(marker, { ifEmpty: true }).catch(() => undefined);
       await channel?.close().catch(() => undefined);
