@@ -6,8 +6,10 @@
 #   with `go install` once and reused.
 #   RabbitMQ: started with `rabbitmq-server -detached` when 127.0.0.1:5672 does not answer.
 #
-# Idempotent: services that already answer are left alone. Data of the MongoDB-wire server
-# started here lives in a temporary directory (HOOKBUS_SERVICES_DIR, default /tmp/hookbus-services).
+# Idempotent: services that already answer are left alone (a FerretDB already on 27017 is used
+# whatever its backend). The MongoDB-wire server started here keeps its state in a temporary
+# directory (HOOKBUS_SERVICES_DIR, default /tmp/hookbus-services), and its data there on SQLite or
+# in a new `hookbus_ferretdb_*` database of the local PostgreSQL, which nothing drops.
 set -euo pipefail
 
 FERRETDB_VERSION=v1.24.2
@@ -64,6 +66,10 @@ install_ferretdb() {
 }
 
 start_mongodb_wire() {
+  case "$FERRETDB_BACKEND" in
+    sqlite | postgresql) ;;
+    *) log "HOOKBUS_FERRETDB_BACKEND must be sqlite or postgresql"; return 1 ;;
+  esac
   if [ -n "${MONGODB_URI:-}" ]; then
     log "MONGODB_URI is set: using it as is"
     return 0
@@ -89,7 +95,7 @@ start_mongodb_wire() {
       # A database of its own on the local PostgreSQL (trust auth on loopback).
       local database
       database=hookbus_ferretdb_$(basename "$data" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
-      psql -h 127.0.0.1 -U postgres -q -c "create database $database" >/dev/null
+      psql -X -w -h 127.0.0.1 -U postgres -q -c "create database $database" >/dev/null
       backend=(--handler=postgresql --postgresql-url="postgres://postgres@127.0.0.1:5432/$database")
       ;;
     *) log "HOOKBUS_FERRETDB_BACKEND must be sqlite or postgresql"; return 1 ;;

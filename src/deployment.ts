@@ -94,6 +94,8 @@ export class Deployment {
   topology(build: (owner: QueueOwner) => Topology): Topology {
     const marker = `${this.options.prefix}.deployment`;
     const declareAll = (owner: QueueOwner) => async (channel: ConfirmChannel) => {
+      // Refused meanwhile: the marker this process may be giving back must not be claimed again.
+      if (this.conflict) throw this.conflict;
       await owner.declare(channel, marker, { durable: true, deadLetterExchange: '' });
       await build(owner)(channel);
     };
@@ -135,12 +137,35 @@ export class Deployment {
     this.conflict = error;
     if (error.queue !== marker) {
       for (let waited = 0; this.declaring > 1 && waited < SETTLE_MS; waited += 10) await sleep(10);
-      const channel = await this.options.bus.manager.connection?.createChannel().catch(() => undefined);
-      await channel?.deleteQueue(marker, { ifEmpty: true }).catch(() => undefined);
-      await channel?.close().catch(() => undefined);
+      await this.giveBack(marker);
     }
     this.options.onConflict(error);
     return error;
+  }
+
+  /** Deletes the marker this process claimed by mistake; says so when it cannot. */
+  private async giveBack(marker: string): Promise<void> {
+    const connection = this.options.bus.manager.connection;
+    const given = connection
+      ? connection.createChannel().then(async (channel) => {
+          channel.on('error', () => undefined); // a refused delete: reported by the call itself
+          await channel.deleteQueue(marker, { ifEmpty: true });
+          closeSoon(channel);
+          return true;
+        })
+      : Promise.resolve(false);
+    if (
+      !(await within(
+        given.catch(() => false),
+        SETTLE_MS,
+        false,
+      ))
+    ) {
+      this.options.logger.warn(
+        { queue: marker },
+        'could not give back the marker queue this process claimed by mistake',
+      );
+    }
   }
 
   /** Queues an older hookbus declared (no deployment id): used as they stand. */
@@ -158,8 +183,11 @@ export class Deployment {
     // One pass: each queue is tried on a throwaway channel of its own first, so a refusal costs
     // only that channel and the pass goes on.
     const channel = await open();
-    await declareAll(owner.probing(open))(channel);
-    await channel.close();
+    try {
+      await declareAll(owner.probing(open))(channel);
+    } finally {
+      closeSoon(channel);
+    }
   }
 
   private async readOrCreate(): Promise<string> {
@@ -202,6 +230,9 @@ const LEGACY_VALUES = /^(none|'delivery')"?$/;
 
 type QueueOptions = Options.AssertQueue & { deadLetterExchange: string };
 
+/** Closes a throwaway channel without waiting: a close the broker never confirms must not hold anything. */
+const closeSoon = (channel: Channel) => void channel.close().catch(() => undefined);
+
 /** A queue an older hookbus declared: recorded, and the declaration is made again. */
 class LegacyQueue extends Error {
   override name = 'LegacyQueue';
@@ -239,9 +270,10 @@ export class QueueOwner {
     const channel = await probe();
     try {
       await this.declareOn(channel, queue, options);
-      await channel.close();
     } catch (error) {
       if (!(error instanceof LegacyQueue)) throw error;
+    } finally {
+      closeSoon(channel);
     }
   }
 
