@@ -80,8 +80,12 @@ export async function startApp(config: Config, options: StartOptions = {}): Prom
   };
   const mongodb: Dependency | undefined = db && {
     name: 'mongodb',
-    // Reachable, and the deployment id read: until then nothing can be declared or consumed.
-    check: async () => (await db.check()) && (deployment?.isKnown() ?? true),
+    // Reachable, and the deployment id read: until then nothing can be declared or consumed. Read
+    // before the ping, as the rabbitmq check reads it: one answer, not two taken apart by a ping.
+    check: async () => {
+      const known = deployment?.isKnown() ?? true;
+      return known && (await db.check());
+    },
   };
   const dependencies = [mongodb, rabbitmq].filter((d): d is Dependency => d !== undefined);
   const metrics = createMetrics(dependencies, config.delivery.timeoutMs);
