@@ -6,7 +6,11 @@ import type { Sender } from './attempt.js';
 import type { AttemptRecord, DeliveryStatus } from './deliveries.js';
 import { ack, publishDead, publishDeliveryMessage, type DeliveryMessage, type StageOptions } from './stage.js';
 import { parkDelay, retrySteps } from './topology.js';
+import { Slots } from './slots.js';
 import { Stopped, untilDone } from './work.js';
+
+/** An endpoint whose oldest running attempt is older than this is slow or hanging: not waited for. */
+const HEALTHY_MS = 1000;
 
 /**
  * The wait before the next attempt: the schedule's step for this attempt, or, when a 429/503 asked
@@ -28,14 +32,23 @@ export interface DelivererOptions extends StageOptions {
 
 /**
  * Stage 2: one HTTP attempt per delivery message. At most DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK
- * attempts run per subscription; a message over the cap goes back to wait on the broker, so a
- * hanging endpoint never holds the consumer's prefetch. A message is acked only after its
+ * attempts run per subscription; a message over the cap waits for a slot in memory while the
+ * endpoint answers (see Slots), else goes back to wait on the broker, so a hanging endpoint never
+ * holds the consumer's prefetch. A message is acked only after its
  * attempt is recorded and, when another attempt is due, its retry message is confirmed.
  */
 export class Deliverer {
-  private readonly inFlight = new Map<string, number>();
+  private readonly slots: Slots;
 
-  constructor(private readonly options: DelivererOptions) {}
+  constructor(private readonly options: DelivererOptions) {
+    const { delivery, dispatch } = options.config;
+    this.slots = new Slots({
+      cap: delivery.maxInFlightPerWebhook,
+      maxWaiting: Math.floor(dispatch.prefetch / 2),
+      maxWaitMs: parkDelay(delivery.retrySchedule),
+      healthyMs: HEALTHY_MS,
+    });
+  }
 
   receive(channel: Channel, message: ConsumeMessage): void {
     void this.options.track(this.handle(channel, message));
@@ -88,14 +101,17 @@ export class Deliverer {
       return;
     }
     const { record } = subscription;
-    const cap = config.delivery.maxInFlightPerWebhook;
-    const running = this.inFlight.get(record._id) ?? 0;
-    if (running >= cap) {
+    const release = await this.slots.acquire(record._id);
+    if (!release) {
       await this.publishAfter(parkDelay(config.delivery.retrySchedule), delivery, abandoned);
       return;
     }
+    if (abandoned()) {
+      // The channel closed while it waited: the broker has the message back already.
+      release();
+      throw new Stopped('the channel closed while the delivery waited for a slot');
+    }
 
-    this.inFlight.set(record._id, running + 1);
     metrics.deliveriesInFlight.inc();
     let result;
     try {
@@ -110,9 +126,7 @@ export class Deliverer {
       });
     } finally {
       metrics.deliveriesInFlight.dec();
-      const left = (this.inFlight.get(record._id) ?? 1) - 1;
-      if (left > 0) this.inFlight.set(record._id, left);
-      else this.inFlight.delete(record._id);
+      release();
     }
 
     const schedule = config.delivery.retrySchedule;
