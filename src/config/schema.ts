@@ -218,7 +218,7 @@ export const schema = {
       'DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK',
       'positive-int',
       8,
-      'Concurrent attempts per subscription; the rest wait for a slot (in memory while the endpoint answers, else on the broker).',
+      'Concurrent attempts per subscription; the rest wait on the broker (or briefly in memory while the endpoint answers 2xx within 1 s and half the prefetch is free).',
     ),
     retrySchedule: key(
       'DELIVERY_RETRY_SCHEDULE',

@@ -44,10 +44,15 @@ export class Deliverer {
     const { delivery, dispatch } = options.config;
     this.slots = new Slots({
       cap: delivery.maxInFlightPerWebhook,
-      maxWaiting: Math.floor(dispatch.prefetch / 2),
+      maxBusy: Math.floor(dispatch.prefetch / 2),
       maxWaitMs: parkDelay(delivery.retrySchedule),
       healthyMs: HEALTHY_MS,
     });
+  }
+
+  /** Stopping: deliveries waiting for a slot go back to the broker now, none starts to wait. */
+  stopWaiting(): void {
+    this.slots.stopWaiting();
   }
 
   receive(channel: Channel, message: ConsumeMessage): void {
@@ -108,12 +113,12 @@ export class Deliverer {
     }
     if (abandoned()) {
       // The channel closed while it waited: the broker has the message back already.
-      release();
+      release(true);
       throw new Stopped('the channel closed while the delivery waited for a slot');
     }
 
     metrics.deliveriesInFlight.inc();
-    let result;
+    let result: Awaited<ReturnType<Sender['send']>> | undefined;
     try {
       result = await sender.send({
         subscription: record,
@@ -126,7 +131,7 @@ export class Deliverer {
       });
     } finally {
       metrics.deliveriesInFlight.dec();
-      release();
+      release(result?.ok === true);
     }
 
     const schedule = config.delivery.retrySchedule;

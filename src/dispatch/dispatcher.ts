@@ -118,6 +118,7 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
     fastRoutes: [],
     stop: async () => {
       stopping = true;
+      deliverer.stopWaiting();
       const retained = retention.stop();
       // Bounded: with the broker unreachable a cancel would wait for the heartbeat timeout.
       await within(
