@@ -53,10 +53,11 @@ function hookSegment(segment: string): HookSegment | undefined {
 export function loggablePath(url: string | undefined): string {
   const path = (url ?? '').split(/[?#]/, 1)[0] ?? '';
   const segments = path.split('/');
-  const at = segments.findIndex((segment) => hookSegment(segment) !== undefined);
+  const kinds = segments.map(hookSegment);
+  const at = kinds.findIndex((kind) => kind !== undefined);
   if (at === -1) return path;
   const before = segments.slice(0, at);
-  const kind = hookSegment(segments[at]!);
+  const kind = kinds[at];
   if (kind === 'wh') return [...before, segments[at], ...maskedAfterWh(segments.slice(at + 1))].join('/');
   return [...before, ...(kind === 'holds-wh' ? ['wh'] : []), MASK].join('/');
 }

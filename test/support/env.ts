@@ -25,7 +25,7 @@ function inVhost(base: string, vhost: string): string {
 }
 
 /** The MongoDB-wire server the tests use: MONGODB_URI when set, else the one scripts/services.sh starts. */
-const MONGODB_BASE = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus';
+export const MONGODB_BASE = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus';
 
 /** Every database of this run starts with this; the global teardown drops them. */
 export const TEST_DATABASE_PREFIX = `${TEST_VHOST}_`;

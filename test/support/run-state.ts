@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import mongoose, { type Connection } from 'mongoose';
-import { AMQP_URL, TEST_DATABASE_PREFIX, TEST_QUEUE_PREFIX, TEST_VHOST } from './env.js';
+import { AMQP_URL, MONGODB_BASE, TEST_DATABASE_PREFIX, TEST_QUEUE_PREFIX, TEST_VHOST } from './env.js';
 
 const run = promisify(execFile);
 
@@ -15,10 +15,8 @@ async function rabbitmqctl(...args: string[]): Promise<string[]> {
     .filter(Boolean);
 }
 
-const mongoBase = () => process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus';
-
 async function withMongo<T>(use: (connection: Connection) => Promise<T>): Promise<T> {
-  const connection = await mongoose.createConnection(mongoBase(), { serverSelectionTimeoutMS: 10_000 }).asPromise();
+  const connection = await mongoose.createConnection(MONGODB_BASE, { serverSelectionTimeoutMS: 10_000 }).asPromise();
   try {
     return await use(connection);
   } finally {
