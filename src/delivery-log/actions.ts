@@ -2,25 +2,24 @@ import type { Control } from '../bus/control.js';
 import type { ConfirmPublisher } from '../bus/publisher.js';
 import type { Config } from '../config/index.js';
 import type { Sender } from '../dispatch/attempt.js';
+import { randomDeliveryId } from '../deliveries/ids.js';
+import type { DeliveryLog } from '../deliveries/log.js';
+import type { DeliveryMessage } from '../deliveries/message.js';
 import {
   attemptDoc,
-  deliveryView,
-  isSettled,
-  latestEntry,
-  randomDeliveryId,
   type AttemptDoc,
   type DeliveryDoc,
   type DeliveryRecord,
   type DeliveryStatus,
-} from '../dispatch/deliveries.js';
-import { publishDeliveryMessage, type DeliveryMessage } from '../dispatch/stage.js';
+} from '../deliveries/model.js';
+import { deliveryView, isSettled, lastAttemptNumber, latestEntry } from '../deliveries/view.js';
+import { publishDeliveryMessage } from '../dispatch/stage.js';
 import { DELIVERY_KEY, type DispatchNames } from '../dispatch/topology.js';
 import { envelopeWithRawData, newEventId, type Envelope } from '../envelope.js';
 import { HttpProblem } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { disableGone, type SubscriptionModel, type SubscriptionRecord } from '../webhooks/model.js';
-import { lastAttemptNumber, type DeliveryLog } from './log.js';
 
 /** What the operator calls work with. */
 export interface OperatorDeps {

@@ -1,13 +1,13 @@
 import express, { Router, type Request } from 'express';
 import { z } from 'zod';
-import type { DeliveryRecord, DeliveryStatus } from '../dispatch/deliveries.js';
-import { deliveryView, isSettled } from '../dispatch/deliveries.js';
+import { decodeCursor, DeliveryLog, encodeCursor, type Cursor } from '../deliveries/log.js';
+import type { DeliveryRecord, DeliveryStatus } from '../deliveries/model.js';
+import { deliveryView, isSettled } from '../deliveries/view.js';
 import { callerOf, requireCaller } from '../http/auth.js';
 import { HttpProblem, notFound, validationProblem, type FieldError } from '../http/problem.js';
 import { parseOrThrow } from '../http/validation.js';
 import { findVisible } from '../webhooks/access.js';
 import { replay, retryNow, sendTest, TEST_EVENT, type OperatorDeps } from './actions.js';
-import { decodeCursor, DeliveryLog, encodeCursor, type Cursor } from './log.js';
 import { attemptResponse, deliveryJson, deliverySummary } from './views.js';
 
 const STATUSES = ['pending', 'retrying', 'success', 'failed'] as const;

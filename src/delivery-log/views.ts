@@ -1,4 +1,4 @@
-import type { AttemptRecord, DeliveryRecord, HeaderPair } from '../dispatch/deliveries.js';
+import type { AttemptRecord, DeliveryRecord, HeaderPair } from '../deliveries/model.js';
 import { withRawMember } from '../json/raw.js';
 
 /** Headers as an object; a header sent more than once (set-cookie) becomes a list of its values. */

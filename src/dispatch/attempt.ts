@@ -7,7 +7,7 @@ import ipaddr from 'ipaddr.js';
 import { isSensitiveHeader, REDACTED } from '../webhooks/sensitive-headers.js';
 import { isPrivateAddress, PrivateTargetError } from '../webhooks/ssrf.js';
 import type { SubscriptionRecord } from '../webhooks/model.js';
-import type { AttemptRecord, HeaderPair } from './deliveries.js';
+import type { AttemptRecord, HeaderPair } from '../deliveries/model.js';
 import { signatureHeader, signingSecrets } from './signing.js';
 
 /** Response bodies are read up to this many bytes (SPEC §5.2); the rest is discarded unread. */

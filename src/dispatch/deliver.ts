@@ -3,11 +3,12 @@ import type { Control } from '../bus/control.js';
 import type { Config } from '../config/index.js';
 import { disableGone, type SubscriptionModel } from '../webhooks/model.js';
 import type { Sender } from './attempt.js';
-import type { AttemptRecord, DeliveryStatus } from './deliveries.js';
-import { ack, publishDead, publishDeliveryMessage, type DeliveryMessage, type StageOptions } from './stage.js';
+import { readDeliveryMessage, type DeliveryMessage } from '../deliveries/message.js';
+import type { AttemptRecord, DeliveryStatus } from '../deliveries/model.js';
+import { ack, publishDead, publishDeliveryMessage, type StageOptions } from './stage.js';
 import { parkDelay, retrySteps } from './topology.js';
 import { Slots } from './slots.js';
-import { Stopped, untilDone } from './work.js';
+import { Stopped, untilDone } from '../work.js';
 
 /** An endpoint whose oldest running attempt is older than this is slow or hanging: not waited for. */
 const HEALTHY_MS = 1000;
@@ -198,26 +199,6 @@ export class Deliverer {
     logger.warn({ webhookId: id }, 'subscription disabled: its endpoint answered 410 Gone');
     await control.announce({ kind: 'subscription.changed', id });
   }
-}
-
-/** A delivery message as published by a dispatch stage; throws with the reason it is not one. */
-function readDeliveryMessage(content: Buffer): DeliveryMessage {
-  let delivery: Partial<DeliveryMessage> | null;
-  try {
-    delivery = JSON.parse(content.toString('utf8')) as Partial<DeliveryMessage> | null;
-  } catch {
-    throw new Error('not a delivery message: not JSON');
-  }
-  const fields = ['deliveryId', 'webhookId', 'tenantId', 'eventId', 'event', 'payload'] as const;
-  const missing = fields.find((field) => typeof delivery?.[field] !== 'string');
-  if (missing) throw new Error(`not a delivery message: ${missing} is not a string`);
-  if (!Number.isSafeInteger(delivery!.attempt) || delivery!.attempt! < 1) {
-    throw new Error('not a delivery message: attempt is not a whole number from 1');
-  }
-  if (delivery!.offset !== undefined && !Number.isSafeInteger(delivery!.offset)) {
-    throw new Error('not a delivery message: offset is not a whole number');
-  }
-  return delivery as DeliveryMessage;
 }
 
 function notAttempted(n: number, error: string): AttemptRecord {

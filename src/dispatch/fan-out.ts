@@ -1,16 +1,11 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { parseEnvelope } from '../envelope.js';
-import { deliveryIdOf, type DeliveryDoc } from './deliveries.js';
-import {
-  ack,
-  publishDead,
-  publishDeliveryMessage,
-  type DeliveryMessage,
-  type Received,
-  type StageOptions,
-} from './stage.js';
+import { deliveryIdOf } from '../deliveries/ids.js';
+import type { DeliveryMessage } from '../deliveries/message.js';
+import type { DeliveryDoc } from '../deliveries/model.js';
+import { ack, publishDead, publishDeliveryMessage, type Received, type StageOptions } from './stage.js';
 import { DELIVERY_KEY } from './topology.js';
-import { Batcher } from './work.js';
+import { Batcher } from '../work.js';
 
 /** Matching runs at most this long before other work (health checks, acks) gets a turn. */
 const SLICE_MS = 5;

@@ -3,7 +3,7 @@ import type { ControlHandler, ControlMessage } from '../bus/control.js';
 import type { Logger } from '../logger.js';
 import type { SubscriptionModel, SubscriptionRecord } from '../webhooks/model.js';
 import { compileResourceKeyPattern, type ResourceKeyPattern } from '../webhooks/resource-key-pattern.js';
-import { Stopped, untilDone } from './work.js';
+import { Stopped, untilDone } from '../work.js';
 
 /** What matching needs to know of an envelope. */
 export interface MatchInput {

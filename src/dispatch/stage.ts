@@ -1,33 +1,14 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConfirmPublisher } from '../bus/publisher.js';
-import { withRawMember } from '../json/raw.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { SubscriptionCache } from './matching.js';
-import type { DeliveryStore } from './store.js';
+import type { DeliveryStore } from '../deliveries/store.js';
+import { encodeDeliveryMessage, type DeliveryMessage } from '../deliveries/message.js';
 import type { DispatchNames } from './topology.js';
-import { untilDone } from './work.js';
+import { untilDone } from '../work.js';
 
 const CONFIRM_TIMEOUT_MS = 5000;
-
-/** What an attempt needs, carried in the delivery message so attempts never read MongoDB. */
-export interface DeliveryMessage {
-  deliveryId: string;
-  webhookId: string;
-  /** The subscription's tenant (a deleted subscription's attempts still need one). */
-  tenantId: string;
-  eventId: string;
-  event: string;
-  /** The attempt of this chain the message is for, from 1: the retry schedule counts these. */
-  attempt: number;
-  /**
-   * Attempts made before this chain began (a replay starts a new chain with a fresh budget): the
-   * attempt's number in the delivery log, and in `X-Hookbus-Attempt`, is offset + attempt.
-   */
-  offset?: number;
-  /** The request body, exactly as stored in the delivery record. */
-  payload: string;
-}
 
 export interface Received {
   channel: Channel;
@@ -141,15 +122,6 @@ export function publishDead(
     abandoned,
     (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not publish to the dead-letter queue'),
   );
-}
-
-/**
- * A delivery message as JSON. `payloadJson`, the payload already encoded as a JSON string, lets
- * the deliveries of one envelope share one encoding of a payload that may be megabytes long.
- */
-export function encodeDeliveryMessage(delivery: DeliveryMessage, payloadJson?: Buffer): Buffer {
-  const { payload, ...rest } = delivery;
-  return withRawMember(rest, 'payload', payloadJson ?? Buffer.from(JSON.stringify(payload)));
 }
 
 /** What a dead letter takes of the original headers at most, so that they always fit amqplib's 64 KiB frame. */

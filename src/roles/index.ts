@@ -1,48 +1,23 @@
-import type { Router } from 'express';
-import type { Bus, Topology } from '../bus/connection.js';
-import type { Control } from '../bus/control.js';
-import type { ConfirmPublisher } from '../bus/publisher.js';
+import type { Topology } from '../bus/connection.js';
 import { inboundTopology } from '../bus/topology.js';
-import { startDispatcher } from '../dispatch/dispatcher.js';
+import { startDispatcher } from './dispatcher.js';
 import { apiTopology, dispatchNames, dispatchTopology } from '../dispatch/topology.js';
 import { Sender } from '../dispatch/attempt.js';
-import { attemptModel, deliveryModel } from '../dispatch/deliveries.js';
-import { DeliveryLog } from '../delivery-log/log.js';
+import { DeliveryLog } from '../deliveries/log.js';
 import { deliveryLogRoutes } from '../delivery-log/routes.js';
 import { eventRoutes } from '../events/routes.js';
 import type { Config, Role } from '../config/index.js';
-import type { Database } from '../db/connection.js';
-import type { Deployment, QueueOwner } from '../deployment.js';
+import type { QueueOwner } from '../deployment.js';
 import type { DependencyName } from '../health.js';
 import { HookCache } from '../hooks/cache.js';
 import { hookConfigRoutes } from '../hooks/config-routes.js';
 import { hookModel } from '../hooks/model.js';
 import { inboundRoute } from '../hooks/receive.js';
-import type { FastRoute } from '../http/fast-route.js';
-import type { Logger } from '../logger.js';
 import { subscriptionModel } from '../webhooks/model.js';
 import { subscriptionRoutes } from '../webhooks/routes.js';
-import type { Metrics } from '../metrics.js';
+import type { RoleContext, RunningRole } from './context.js';
 
-export interface RoleContext {
-  config: Config;
-  logger: Logger;
-  metrics: Metrics;
-  db: Database;
-  bus: Bus;
-  /** The process's one confirm channel for publishing; declares every role's topology. */
-  publisher: ConfirmPublisher;
-  control: Control;
-  /** The deployment's id (from MongoDB): every queue is declared as its. */
-  deployment: Deployment;
-}
-
-export interface RunningRole {
-  routers: Router[];
-  fastRoutes: FastRoute[];
-  /** Stops taking new work and finishes what is in flight (bounded by the caller). */
-  stop(): Promise<void>;
-}
+export type { RoleContext, RunningRole };
 
 interface RoleDefinition {
   /** What the role cannot work without; /readyz checks exactly these. */
@@ -69,7 +44,7 @@ export const ROLE_DEFINITIONS: Record<Role, RoleDefinition> = {
       const subscriptions = subscriptionModel(db.connection);
       // Test sends and retries made by an operator are attempts like the dispatcher's.
       const sender = new Sender(config.delivery.allowPrivateTargets);
-      const log = new DeliveryLog(deliveryModel(db.connection), attemptModel(db.connection));
+      const log = DeliveryLog.of(db.connection);
       return {
         routers: [
           hookConfigRoutes(config, hookModel(db.connection), control),

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { deliveryIdOf } from '../../src/dispatch/deliveries.js';
+import { deliveryIdOf } from '../../src/deliveries/ids.js';
+import { DeliveryLog } from '../../src/deliveries/log.js';
+import type { DeliveryDoc } from '../../src/deliveries/model.js';
 import {
   type BusClient,
   deliveries,
@@ -226,7 +228,7 @@ describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', (
     // Two unsettled deliveries, older than all of those: one waiting for its first attempt, one
     // for a retry (as the dispatcher would have stored them).
     const old = new Date(Date.now() - 60_000);
-    const unsettled = (name: string) => ({
+    const unsettled = (name: string): DeliveryDoc => ({
       _id: deliveryIdOf(uniqueName(name), sub.id),
       webhookId: sub.id,
       tenantId: tenant,
@@ -242,22 +244,26 @@ describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', (
     });
     const pending = unsettled('pending');
     const retrying = unsettled('retrying');
-    const db = app.db!.connection;
-    await db.collection('deliveries').insertMany([pending, retrying] as never[]);
-    await db.collection('delivery_attempts').insertOne({
-      _id: `${retrying._id}.1.x`,
-      deliveryId: retrying._id,
-      webhookId: sub.id,
-      tenantId: tenant,
-      n: 1,
-      at: old,
-      durationMs: 5,
-      request: { headers: '[]' },
-      response: null,
-      error: 'ECONNREFUSED',
-      status: 'retrying',
-      nextAttemptAt: new Date(Date.now() + 3_600_000),
-    } as never);
+    const log = DeliveryLog.of(app.db!.connection);
+    await log.insertRecords(
+      [pending, retrying],
+      [
+        {
+          _id: `${retrying._id}.1.x`,
+          deliveryId: retrying._id,
+          webhookId: sub.id,
+          tenantId: tenant,
+          n: 1,
+          at: old,
+          durationMs: 5,
+          request: { headers: '[]' },
+          response: null,
+          error: 'ECONNREFUSED',
+          status: 'retrying',
+          nextAttemptAt: new Date(Date.now() + 3_600_000),
+        },
+      ],
+    );
     const settled = await deliveries(app, { webhookId: sub.id });
     const byEvent = (id: string) => settled.find((d) => d.eventId === id)!;
     const eventIdsLeft = async () => (await deliveries(app, { webhookId: sub.id })).map((d) => d.eventId).sort();
@@ -282,10 +288,8 @@ describe('delivery log: browse, read, delete (DELIVERY_RETRY_SCHEDULE=100ms)', (
     const id2 = byEvent(ok2)._id;
     expect((await api(tenant, 'DELETE', `/api/deliveries/${id2}`)).status).toBe(204);
     expect((await api(tenant, 'GET', `/api/deliveries/${id2}`)).status).toBe(404);
-    const attemptsLeft = await db.collection('delivery_attempts').countDocuments({
-      deliveryId: { $in: [byEvent(ok1)._id, byEvent(bad)._id, id2] },
-    });
-    expect(attemptsLeft).toBe(0);
+    const attemptsLeft = await log.attemptsOf([byEvent(ok1)._id, byEvent(bad)._id, id2]);
+    expect([...attemptsLeft.values()].flat()).toEqual([]);
     expect((await api(tenant, 'DELETE', `/api/webhooks/${sub.id}/deliveries`)).status).toBe(204);
     expect(await eventIdsLeft()).toEqual([pending.eventId, retrying.eventId].sort());
 

@@ -1,6 +1,8 @@
 import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deliveryIdOf, type AttemptDoc, type DeliveryDoc, type DeliveryStatus } from '../../src/dispatch/deliveries.js';
+import { deliveryIdOf } from '../../src/deliveries/ids.js';
+import { DeliveryLog } from '../../src/deliveries/log.js';
+import type { AttemptDoc, DeliveryDoc, DeliveryStatus } from '../../src/deliveries/model.js';
 import { waitReady } from '../support/app.js';
 import { testEnv, uniqueName } from '../support/env.js';
 import { listeningPort, spawnHookbus, type HookbusProcess } from '../support/process.js';
@@ -90,8 +92,7 @@ describe('delivery log retention with two dispatcher processes (LIMIT=3, MAX_AGE
       delivery('b2', subB, 2 * HOUR), // replayed (a mark says retrying): kept
       delivery('b3', subB, 1 * SECOND),
     ];
-    await db.collection('deliveries').insertMany(docs as never[]);
-    await db.collection('delivery_attempts').insertMany([
+    await DeliveryLog.of(db).insertRecords(docs, [
       attempt('a1', 'success', 1 * SECOND),
       attempt('a2', 'failed', 2 * SECOND),
       attempt('a3', 'success', 3 * SECOND),
@@ -103,7 +104,7 @@ describe('delivery log retention with two dispatcher processes (LIMIT=3, MAX_AGE
       attempt('b3', 'success', 1 * SECOND),
       attempt('orphan-old', 'failed', 2 * HOUR), // its delivery is gone: swept
       attempt('orphan-new', 'failed', 1 * SECOND), // younger than the age limit: left for now
-    ] as never[]);
+    ]);
   });
 
   afterAll(async () => {
@@ -135,13 +136,11 @@ describe('delivery log retention with two dispatcher processes (LIMIT=3, MAX_AGE
     const leased = leases.map((l) => Number(l._id.split(':')[1]));
     for (const slot of slots) expect(leased).toContain(slot);
 
-    const left = new Set((await db.collection<DeliveryDoc>('deliveries').find({}).toArray()).map((d) => d._id));
+    const log = DeliveryLog.of(db);
+    const left = new Set((await log.records()).map((d) => d._id));
     const kept = ['a1', 'a2', 'a3', 'a4', 'a5', 'b2', 'b3'];
     expect([...ids].filter(([, id]) => left.has(id)).map(([name]) => name)).toEqual(kept);
-    const attemptsLeft = await db
-      .collection<AttemptDoc>('delivery_attempts')
-      .find({}, { projection: { deliveryId: 1 } })
-      .toArray();
+    const attemptsLeft = await log.attempts.find({}, { deliveryId: 1 }).lean<Pick<AttemptDoc, 'deliveryId'>[]>();
     const attemptOwners = new Set(attemptsLeft.map((a) => a.deliveryId));
     for (const name of ['a6', 'b1']) expect(attemptOwners.has(ids.get(name)!)).toBe(false);
     for (const name of ['a1', 'a4', 'b2']) expect(attemptOwners.has(ids.get(name)!)).toBe(true);

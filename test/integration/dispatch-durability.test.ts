@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import { deliveryIdOf } from '../../src/dispatch/deliveries.js';
+import { deliveryIdOf } from '../../src/deliveries/ids.js';
 import { startTestApp, waitReady } from '../support/app.js';
 import { BusClient, deliveries, envelope, subscribe } from '../support/dispatch.js';
 import { testEnv, uniqueName } from '../support/env.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
-import type { DeliveryRecord } from '../../src/dispatch/deliveries.js';
+import type { DeliveryRecord } from '../../src/deliveries/model.js';
 import { metricValue, startTestApp, waitReady } from '../support/app.js';
 import { BusClient, deliveries, dispatchSuite, envelope, subscribe, type Subscription } from '../support/dispatch.js';
 import { mongoUri, TEST_QUEUE_PREFIX, uniqueName } from '../support/env.js';

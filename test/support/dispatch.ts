@@ -1,7 +1,8 @@
 import amqp from 'amqplib';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { App } from '../../src/app.js';
-import { deliveryView, type AttemptDoc, type DeliveryDoc, type DeliveryRecord } from '../../src/dispatch/deliveries.js';
+import { DeliveryLog } from '../../src/deliveries/log.js';
+import type { DeliveryRecord } from '../../src/deliveries/model.js';
 import { startTestApp, waitReady } from './app.js';
 import { AMQP_URL } from './env.js';
 import { bearer } from './jwt.js';
@@ -27,25 +28,8 @@ export async function subscribe(
 }
 
 /** Every delivery in the app's database with its attempts, oldest first (filter on stored fields). */
-export async function deliveries(app: App, filter: Record<string, unknown> = {}): Promise<DeliveryRecord[]> {
-  const db = app.db!.connection;
-  const found = (await db
-    .collection('deliveries')
-    .find(filter)
-    .sort({ createdAt: 1 })
-    .toArray()) as unknown as DeliveryDoc[];
-  const ids = found.map((d) => d._id);
-  const attempts = (await db
-    .collection('delivery_attempts')
-    .find({ deliveryId: { $in: ids } })
-    .toArray()) as unknown as AttemptDoc[];
-  return found.map((d) =>
-    deliveryView(
-      d,
-      attempts.filter((a) => a.deliveryId === d._id),
-    ),
-  );
-}
+export const deliveries = (app: App, filter: Record<string, unknown> = {}): Promise<DeliveryRecord[]> =>
+  DeliveryLog.of(app.db!.connection).records(filter);
 
 /** Publishes raw messages on the broker (confirmed), as another service on the bus would. */
 export class BusClient {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { deliveryView, type AttemptDoc, type DeliveryDoc } from '../../src/dispatch/deliveries.js';
-import { decodeCursor, encodeCursor } from '../../src/delivery-log/log.js';
+import { decodeCursor, encodeCursor } from '../../src/deliveries/log.js';
+import type { AttemptDoc, DeliveryDoc } from '../../src/deliveries/model.js';
+import { deliveryView } from '../../src/deliveries/view.js';
 import { headersObject } from '../../src/delivery-log/views.js';
 
 const t0 = Date.UTC(2026, 10, 25, 12);

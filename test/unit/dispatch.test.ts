@@ -1,7 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { retryAfterMs, Sender } from '../../src/dispatch/attempt.js';
-import { deliveryIdOf } from '../../src/dispatch/deliveries.js';
+import { deliveryIdOf } from '../../src/deliveries/ids.js';
 import { nextDelay } from '../../src/dispatch/deliver.js';
 import { parseEnvelope } from '../../src/envelope.js';
 import { CompiledSubscription } from '../../src/dispatch/matching.js';

@@ -1,18 +1,17 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { BusChannel } from '../bus/connection.js';
 import { within } from '../health.js';
-import type { RoleContext, RunningRole } from '../roles/index.js';
+import { DeliveryLog } from '../deliveries/log.js';
+import { DeliveryLogRetention } from '../deliveries/retention.js';
+import { DeliveryStore } from '../deliveries/store.js';
+import { Sender } from '../dispatch/attempt.js';
+import { Deliverer } from '../dispatch/deliver.js';
+import { FanOut } from '../dispatch/fan-out.js';
+import { SubscriptionCache } from '../dispatch/matching.js';
+import { delayQueues, dispatchNames, dispatchTopology } from '../dispatch/topology.js';
 import { subscriptionModel } from '../webhooks/model.js';
-import { Sender } from './attempt.js';
-import { attemptModel, deliveryModel } from './deliveries.js';
-import { Deliverer } from './deliver.js';
-import { FanOut } from './fan-out.js';
-import { SubscriptionCache } from './matching.js';
-import { DeliveryStore } from './store.js';
-import { delayQueues, dispatchNames, dispatchTopology } from './topology.js';
-import { InFlight } from './work.js';
-import { DeliveryLog } from '../delivery-log/log.js';
-import { DeliveryLogRetention } from '../delivery-log/retention.js';
+import { InFlight } from '../work.js';
+import type { RoleContext, RunningRole } from './context.js';
 
 /** How long a stop waits for fan-outs and attempts already under way. */
 const DRAIN_MS = 3000;
@@ -39,11 +38,10 @@ export async function startDispatcher(ctx: RoleContext): Promise<RunningRole> {
   const cache = new SubscriptionCache(subscriptions, logger);
   control.subscribe(cache);
   void cache.ready();
-  const deliveries = deliveryModel(db.connection);
-  const attempts = attemptModel(db.connection);
-  const store = new DeliveryStore(deliveries, attempts, logger, stopped);
+  const log = DeliveryLog.of(db.connection);
+  const store = new DeliveryStore(log, logger, stopped);
   const retention = new DeliveryLogRetention({
-    log: new DeliveryLog(deliveries, attempts),
+    log,
     connection: db.connection,
     ...config.deliveryLog,
     interval: config.deliveryLog.cleanupInterval,

@@ -1,5 +1,6 @@
 import type { Connection } from 'mongoose';
-import { currentStatus, isSettled, type AttemptDoc, type DeliveryDoc } from '../dispatch/deliveries.js';
+import type { AttemptDoc, DeliveryDoc } from './model.js';
+import { currentStatus, isSettled } from './view.js';
 import type { Logger } from '../logger.js';
 import type { DeliveryLog } from './log.js';
 

@@ -1,17 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { mongo } from 'mongoose';
 import type { Logger } from '../logger.js';
-import {
-  attemptDoc,
-  currentStatus,
-  type AttemptDoc,
-  type AttemptModel,
-  type AttemptRecord,
-  type DeliveryDoc,
-  type DeliveryModel,
-  type DeliveryStatus,
-} from './deliveries.js';
-import { Batcher, untilDone } from './work.js';
+import { attemptDoc, type AttemptDoc, type AttemptRecord, type DeliveryDoc, type DeliveryStatus } from './model.js';
+import type { DeliveryLog } from './log.js';
+import { currentStatus } from './view.js';
+import { Batcher, untilDone } from '../work.js';
 
 const DUPLICATE_KEY = 11000;
 /** Writes taken into one insertMany pair at most (a backlog is written in slices this big). */
@@ -56,13 +49,12 @@ export class DeliveryStore {
   private readonly attempts: mongo.Collection<AttemptDoc>;
 
   constructor(
-    deliveries: DeliveryModel,
-    attempts: AttemptModel,
+    log: DeliveryLog,
     private readonly logger: Logger,
     private readonly stopped: () => boolean,
   ) {
-    this.deliveries = deliveries.collection as unknown as mongo.Collection<DeliveryDoc>;
-    this.attempts = attempts.collection as unknown as mongo.Collection<AttemptDoc>;
+    this.deliveries = log.deliveries.collection as unknown as mongo.Collection<DeliveryDoc>;
+    this.attempts = log.attempts.collection as unknown as mongo.Collection<AttemptDoc>;
   }
 
   /**

@@ -1,17 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Caller } from '../http/auth.js';
+import { DELIVERY_ID } from './ids.js';
+import type { Connection } from 'mongoose';
 import {
-  deliveryView,
+  attemptModel,
+  deliveryModel,
   type AttemptDoc,
   type AttemptModel,
   type DeliveryDoc,
   type DeliveryModel,
   type DeliveryRecord,
-} from '../dispatch/deliveries.js';
-
-/** A delivery id: `msg_` + 26 base32 characters (see deliveryIdOf). */
-export const DELIVERY_ID = /^msg_[a-z2-7]{26}$/;
+} from './model.js';
+import { deliveryView } from './view.js';
 
 /** Where a walk through a subscription's deliveries (newest first) stopped. */
 export interface Cursor {
@@ -67,6 +68,24 @@ export class DeliveryLog {
     readonly deliveries: DeliveryModel,
     readonly attempts: AttemptModel,
   ) {}
+
+  /** The delivery log of a database. */
+  static of(connection: Connection): DeliveryLog {
+    return new DeliveryLog(deliveryModel(connection), attemptModel(connection));
+  }
+
+  /** Every delivery matching a filter on stored fields, with its attempts, oldest first (tests, tools). */
+  async records(filter: Record<string, unknown> = {}): Promise<DeliveryRecord[]> {
+    const docs = await this.deliveries.find(filter).sort({ createdAt: 1, _id: 1 }).lean<DeliveryDoc[]>();
+    const attempts = await this.attemptsOf(docs.map((d) => d._id));
+    return docs.map((d) => deliveryView(d, attempts.get(d._id) ?? []));
+  }
+
+  /** Stores deliveries and attempts exactly as given (restoring records; tests seeding a log). */
+  async insertRecords(deliveries: readonly DeliveryDoc[], attempts: readonly AttemptDoc[]): Promise<void> {
+    if (deliveries.length > 0) await this.deliveries.collection.insertMany(deliveries as never[], { ordered: false });
+    if (attempts.length > 0) await this.attempts.collection.insertMany(attempts as never[], { ordered: false });
+  }
 
   /** Which deliveries the caller may see: its tenant's, and site-scope ones only with the admin claim. */
   static visibleTo(caller: Caller): Record<string, unknown> {
@@ -157,7 +176,3 @@ function writeErrorCodes(error: unknown): number[] {
   const { writeErrors } = error as { writeErrors?: { code: number }[] | { code: number } };
   return writeErrors === undefined ? [] : (Array.isArray(writeErrors) ? writeErrors : [writeErrors]).map((e) => e.code);
 }
-
-/** The highest attempt number so far (replay marks included), 0 for none. */
-export const lastAttemptNumber = (attempts: readonly Pick<AttemptDoc, 'n'>[]): number =>
-  attempts.reduce((max, a) => Math.max(max, a.n), 0);

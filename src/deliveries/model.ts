@@ -1,4 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { Schema, type Connection } from 'mongoose';
 
 export type DeliveryStatus = 'pending' | 'retrying' | 'success' | 'failed';
@@ -93,61 +92,6 @@ export function attemptDoc(
   };
 }
 
-const pairs = (text: string) => JSON.parse(text) as HeaderPair[];
-
-/** Attempts in the order they started (how the log lists them). */
-export const chronologically = (a: Pick<AttemptDoc, 'at' | 'n'>, b: Pick<AttemptDoc, 'at' | 'n'>) =>
-  new Date(a.at).getTime() - new Date(b.at).getTime() || a.n - b.n;
-
-type Entry = Pick<AttemptDoc, 'at' | 'n' | 'status' | 'durationMs' | 'queued'>;
-
-const finishedAt = (e: Entry) => new Date(e.at).getTime() + e.durationMs;
-
-/**
- * The entry that decides a delivery's state: of the attempts, the one that finished last (a
- * retry made by an operator or a replay can overlap a chain whose attempt started earlier and is
- * still running, and its record is what happened last). A replay mark counts until an attempt of
- * the chain it announced (numbered above it) is recorded, whatever the clocks of the processes
- * that wrote them say.
- */
-export function latestEntry<T extends Entry>(entries: readonly T[]): T | undefined {
-  const topAttempt = Math.max(0, ...entries.filter((e) => !e.queued).map((e) => e.n));
-  let latest: T | undefined;
-  for (const entry of entries) {
-    if (entry.queued && topAttempt > entry.n) continue;
-    if (!latest || (finishedAt(entry) - finishedAt(latest) || entry.n - latest.n) >= 0) latest = entry;
-  }
-  return latest;
-}
-
-/** The status a delivery has now: its latest entry's, else `pending` (no attempt yet). */
-export const currentStatus = (entries: readonly Entry[]): DeliveryStatus => latestEntry(entries)?.status ?? 'pending';
-
-/** Pending and retrying deliveries still have an attempt to come: the purge keeps them. */
-export const isSettled = (status: DeliveryStatus) => status === 'success' || status === 'failed';
-
-/** The delivery as the API and the tests see it: the stored document with its attempts folded in. */
-export function deliveryView(delivery: DeliveryDoc, attempts: readonly AttemptDoc[]): DeliveryRecord {
-  const ordered = [...attempts].sort(chronologically);
-  const latest = latestEntry(attempts);
-  return {
-    ...delivery,
-    status: latest?.status ?? delivery.status,
-    nextAttemptAt: latest ? latest.nextAttemptAt : delivery.nextAttemptAt,
-    updatedAt: latest ? new Date(new Date(latest.at).getTime() + latest.durationMs) : delivery.updatedAt,
-    attempts: ordered
-      .filter((a) => !a.queued)
-      .map(({ n, at, durationMs, request, response, error }) => ({
-        n,
-        at,
-        durationMs,
-        request: { headers: pairs(request.headers) },
-        response: response && { ...response, headers: pairs(response.headers) },
-        error,
-      })),
-  };
-}
-
 const schema = new Schema<DeliveryDoc>(
   {
     _id: { type: String, required: true },
@@ -200,45 +144,3 @@ attemptSchema.index({ at: 1 });
 
 export const attemptModel = (connection: Connection) => connection.model<AttemptDoc>('DeliveryAttempt', attemptSchema);
 export type AttemptModel = ReturnType<typeof attemptModel>;
-
-/** The delivery with its attempts, or null. */
-export async function findDelivery(
-  deliveries: DeliveryModel,
-  attempts: AttemptModel,
-  id: string,
-): Promise<DeliveryRecord | null> {
-  const delivery = await deliveries.findById(id).lean<DeliveryDoc>();
-  if (!delivery) return null;
-  return deliveryView(delivery, await attempts.find({ deliveryId: id }).lean<AttemptDoc[]>());
-}
-
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-/** RFC 4648 base32 (lower case, unpadded). */
-function base32(bytes: Uint8Array): string {
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const byte of bytes) {
-    value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
-  return out;
-}
-
-/**
- * `msg_` + base32 of the first 128 bits of SHA-256(eventId, webhookId): the same envelope and
- * subscription always give the same delivery, so a redelivered envelope cannot duplicate one.
- */
-export function deliveryIdOf(eventId: string, webhookId: string): string {
-  const digest = createHash('sha256').update(eventId).update('\u0000').update(webhookId).digest();
-  return `msg_${base32(digest.subarray(0, 16))}`;
-}
-
-/** A delivery id for a test send, which belongs to no envelope: same form, random. */
-export const randomDeliveryId = (): string => `msg_${base32(randomBytes(16))}`;
