@@ -13,13 +13,14 @@ import {
   type DeliveryStatus,
 } from '../deliveries/model.js';
 import { deliveryView, isSettled, lastAttemptNumber, latestEntry } from '../deliveries/view.js';
+import { makeAttempt, type AttemptDeps } from '../dispatch/make-attempt.js';
 import { publishDeliveryMessage } from '../dispatch/stage.js';
 import { DELIVERY_KEY, type DispatchNames } from '../dispatch/topology.js';
 import { envelopeWithRawData, newEventId, type Envelope } from '../envelope.js';
 import { HttpProblem } from '../http/problem.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { disableGone, type SubscriptionModel, type SubscriptionRecord } from '../webhooks/model.js';
+import type { SubscriptionModel, SubscriptionRecord } from '../webhooks/model.js';
 
 /** What the operator calls work with. */
 export interface OperatorDeps {
@@ -36,9 +37,6 @@ export interface OperatorDeps {
 
 /** The event name of test sends. */
 export const TEST_EVENT = 'WEBHOOK_TEST';
-
-const timeoutOf = (config: Config, sub: SubscriptionRecord) =>
-  Math.min(config.delivery.timeoutMs, sub.retry?.timeoutMs ?? Infinity);
 
 /** 409 unless the delivery's subscription exists and is enabled. */
 async function enabledSubscription(deps: OperatorDeps, id: string, action: string): Promise<SubscriptionRecord> {
@@ -73,47 +71,33 @@ export async function retryNow(
 ): Promise<DeliveryRecord> {
   const { doc, attempts } = found;
   const sub = await enabledSubscription(deps, doc.webhookId, 'retry');
-  const n = lastAttemptNumber(attempts) + 1;
-  const result = await deps.sender.send({
+  const current = async () => (await deps.log.attemptsOf([doc._id])).get(doc._id) ?? [];
+  const outcome = await makeAttempt(attemptDeps(deps), {
     subscription: sub,
     deliveryId: doc._id,
     eventId: doc.eventId,
     event: doc.event,
-    attempt: n,
     body: doc.payload,
-    timeoutMs: timeoutOf(deps.config, sub),
-  });
-  const gone = result.status === 410;
-  let status: DeliveryStatus = result.ok ? 'success' : 'failed';
-  let nextAttemptAt: Date | null = null;
-  if (!result.ok && !gone) {
+    offset: lastAttemptNumber(attempts),
+    step: null,
     // As recorded now: an attempt of the chain may have finished while this one ran.
-    const now = (await deps.log.attemptsOf([doc._id])).get(doc._id) ?? [];
-    const latest = latestEntry(now);
-    if (!isSettled(latest?.status ?? 'pending')) {
-      status = 'retrying';
-      nextAttemptAt = latest?.nextAttemptAt ?? null;
-    }
-  }
-  const outcome = status === 'retrying' ? 'retry' : status;
-  deps.metrics.deliveryAttempts.inc({ outcome });
-  deps.metrics.deliveryAttemptDuration.observe({ outcome }, result.record.durationMs / 1000);
+    chainStillRunning: async () => {
+      const latest = latestEntry(await current());
+      return latest && !isSettled(latest.status) ? { nextAttemptAt: latest.nextAttemptAt } : null;
+    },
+  });
   const [stored] = await deps.log.insertEntries([
-    attemptDoc(result.record, {
+    attemptDoc(outcome.record, {
       _id: '',
       deliveryId: doc._id,
       webhookId: doc.webhookId,
       tenantId: doc.tenantId,
-      status,
-      nextAttemptAt,
+      status: outcome.status,
+      nextAttemptAt: outcome.nextAttemptAt,
     }),
   ]);
-  if (gone) {
-    await disableGone(deps.subscriptions, sub._id);
-    deps.logger.warn({ webhookId: sub._id }, 'subscription disabled: its endpoint answered 410 Gone');
-    await deps.control.announce({ kind: 'subscription.changed', id: sub._id });
-  }
-  return deliveryView(doc, [...((await deps.log.attemptsOf([doc._id])).get(doc._id) ?? [stored!])]);
+  const now = await current();
+  return deliveryView(doc, now.length > 0 ? now : [stored!]);
 }
 
 /**
@@ -134,17 +118,26 @@ export async function sendTest(deps: OperatorDeps, sub: SubscriptionRecord) {
     headers: {},
   };
   const deliveryId = randomDeliveryId();
-  const result = await deps.sender.send({
+  const outcome = await makeAttempt(attemptDeps(deps), {
     subscription: sub,
     deliveryId,
     eventId: envelope.id,
     event: TEST_EVENT,
-    attempt: 1,
     // The same bytes of `data` in both payload modes, as for any delivery.
     body: (sub.payload === 'data' ? data : envelopeWithRawData(envelope, data)).toString('utf8'),
-    timeoutMs: timeoutOf(deps.config, sub),
+    offset: 0,
+    step: null,
   });
-  return { deliveryId, eventId: envelope.id, success: result.ok, record: result.record };
+  return { deliveryId, eventId: envelope.id, success: outcome.ok, record: outcome.record };
+}
+
+/** How long a request waits for a 410's disabling of a subscription while MongoDB does not answer. */
+const DISABLE_PATIENCE_MS = 5000;
+
+/** An operator's attempt is made like the dispatcher's; the request gives up on a database that is away. */
+function attemptDeps(deps: OperatorDeps): AttemptDeps {
+  const giveUpAt = Date.now() + DISABLE_PATIENCE_MS;
+  return { ...deps, stopped: () => Date.now() > giveUpAt };
 }
 
 export interface ReplayRequest {

@@ -1,35 +1,16 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
-import type { Control } from '../bus/control.js';
-import type { Config } from '../config/index.js';
-import { disableGone, type SubscriptionModel } from '../webhooks/model.js';
-import type { Sender } from './attempt.js';
 import { readDeliveryMessage, type DeliveryMessage } from '../deliveries/message.js';
-import type { AttemptRecord, DeliveryStatus } from '../deliveries/model.js';
-import { ack, publishDead, publishDeliveryMessage, type StageOptions } from './stage.js';
-import { parkDelay, retrySteps } from './topology.js';
+import type { AttemptRecord } from '../deliveries/model.js';
+import { Stopped } from '../work.js';
+import { makeAttempt, type AttemptDeps, type AttemptOutcome } from './make-attempt.js';
 import { Slots } from './slots.js';
-import { Stopped, untilDone } from '../work.js';
+import { ack, publishDead, publishDeliveryMessage, type StageOptions } from './stage.js';
+import { parkDelay } from './topology.js';
 
 /** An endpoint whose oldest running attempt is older than this is slow or hanging: not waited for. */
 const HEALTHY_MS = 1000;
 
-/**
- * The wait before the next attempt: the schedule's step for this attempt, or, when a 429/503 asked
- * for longer, the first step at least that long (the longest step at most).
- */
-export function nextDelay(schedule: readonly number[], attempt: number, retryAfterMs: number | null): number {
-  const step = schedule[attempt - 1]!;
-  if (retryAfterMs === null || retryAfterMs <= step) return step;
-  const steps = retrySteps(schedule);
-  return steps.find((s) => s >= retryAfterMs) ?? steps.at(-1)!;
-}
-
-export interface DelivererOptions extends StageOptions {
-  config: Config;
-  sender: Sender;
-  subscriptions: SubscriptionModel;
-  control: Control;
-}
+export type DelivererOptions = StageOptions & AttemptDeps;
 
 /**
  * Stage 2: one HTTP attempt per delivery message. At most DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK
@@ -90,7 +71,7 @@ export class Deliverer {
   }
 
   private async deliver(delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
-    const { config, cache, store, sender, metrics } = this.options;
+    const { config, cache, store } = this.options;
     const n = (delivery.offset ?? 0) + delivery.attempt;
     if (await this.moot(delivery)) return;
     const subscription = await cache.get(delivery.webhookId);
@@ -118,48 +99,31 @@ export class Deliverer {
       throw new Stopped('the channel closed while the delivery waited for a slot');
     }
 
-    metrics.deliveriesInFlight.inc();
-    let result: Awaited<ReturnType<Sender['send']>> | undefined;
+    let outcome: AttemptOutcome | undefined;
     try {
-      result = await sender.send({
+      outcome = await makeAttempt(this.options, {
         subscription: record,
         deliveryId: delivery.deliveryId,
         eventId: delivery.eventId,
         event: delivery.event,
-        attempt: n,
         body: delivery.payload,
-        timeoutMs: Math.min(config.delivery.timeoutMs, record.retry?.timeoutMs ?? Infinity),
+        offset: delivery.offset ?? 0,
+        step: delivery.attempt,
       });
     } finally {
-      metrics.deliveriesInFlight.dec();
-      release(result?.ok === true);
+      release(outcome?.ok === true);
     }
-
-    const schedule = config.delivery.retrySchedule;
-    const maxAttempts = Math.min(schedule.length + 1, record.retry?.maxAttempts ?? Infinity);
-    const gone = result.status === 410;
-    let status: DeliveryStatus;
-    let delay: number | null = null;
-    if (result.ok) status = 'success';
-    else if (gone || delivery.attempt >= maxAttempts) status = 'failed';
-    else {
-      status = 'retrying';
-      delay = nextDelay(schedule, delivery.attempt, result.retryAfterMs);
-    }
-    const outcome = status === 'retrying' ? 'retry' : status;
-    metrics.deliveryAttempts.inc({ outcome });
-    metrics.deliveryAttemptDuration.observe({ outcome }, result.record.durationMs / 1000);
-
     await store.record({
       deliveryId: delivery.deliveryId,
       webhookId: record._id,
       tenantId: record.tenantId,
-      attempt: result.record,
-      status,
-      nextAttemptAt: delay === null ? null : new Date(result.record.at.getTime() + result.record.durationMs + delay),
+      attempt: outcome.record,
+      status: outcome.status,
+      nextAttemptAt: outcome.nextAttemptAt,
     });
-    if (delay !== null) await this.publishAfter(delay, { ...delivery, attempt: delivery.attempt + 1 }, abandoned);
-    if (gone) await this.disable(record._id);
+    if (outcome.delayMs !== null) {
+      await this.publishAfter(outcome.delayMs, { ...delivery, attempt: delivery.attempt + 1 }, abandoned);
+    }
   }
 
   /**
@@ -187,17 +151,6 @@ export class Deliverer {
   private publishAfter(ms: number, delivery: DeliveryMessage, abandoned: () => boolean): Promise<void> {
     const to = { exchange: '', routingKey: this.options.names.retryQueue(ms) };
     return publishDeliveryMessage(this.options, to, delivery, abandoned);
-  }
-
-  private async disable(id: string): Promise<void> {
-    const { subscriptions, control, logger, stopped } = this.options;
-    await untilDone(
-      () => disableGone(subscriptions, id),
-      stopped,
-      (error, retryInMs) => logger.warn({ err: error.message, retryInMs }, 'could not disable a subscription'),
-    );
-    logger.warn({ webhookId: id }, 'subscription disabled: its endpoint answered 410 Gone');
-    await control.announce({ kind: 'subscription.changed', id });
   }
 }
 

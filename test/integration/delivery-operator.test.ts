@@ -58,6 +58,32 @@ describe('operator calls: retry, test send, replay, emit (DELIVERY_RETRY_SCHEDUL
     expect((await call(uniqueName('t'), 'POST', `/api/deliveries/${failed!._id}/retry`)).status).toBe(404);
   });
 
+  it('When an operator retry or a test send is answered 410 Gone, then, as for a scheduled attempt, the subscription is disabled and the attempt counted failed', async () => {
+    let answer = 500;
+    const receiver = await receiverWith(() => ({ status: answer }));
+    const tenant = uniqueName('t');
+    const enabled = async (id: string) =>
+      (await call<{ enabled: boolean }>(tenant, 'GET', `/api/webhooks/${id}`)).body.enabled;
+    const enable = (id: string) => call(tenant, 'PATCH', `/api/webhooks/${id}`, { enabled: true });
+
+    const sub = await subscribe(app, tenant, { url: receiver.url, events: ['gone.now'] });
+    const [failed] = await settle(tenant, sub, [uniqueName('evt')], 'gone.now');
+    answer = 410;
+    const failures = (await metricValue(app, 'hookbus_delivery_attempts_total{outcome="failed"}')) ?? 0;
+    const retried = await call<DeliveryBody>(tenant, 'POST', `/api/deliveries/${failed!._id}/retry`);
+    expect(retried.status).toBe(200);
+    expect(retried.body).toMatchObject({ status: 'failed', nextAttemptAt: null });
+    expect(retried.body.attempts.at(-1)).toMatchObject({ n: 3, response: { status: 410 } });
+    expect(await enabled(sub.id)).toBe(false);
+    expect(await metricValue(app, 'hookbus_delivery_attempts_total{outcome="failed"}')).toBe(failures + 1);
+
+    expect((await enable(sub.id)).status).toBe(200);
+    const test = await call<TestSendBody>(tenant, 'POST', `/api/webhooks/${sub.id}/test`);
+    expect(test.body).toMatchObject({ success: false, attempt: { response: { status: 410 } } });
+    expect(await enabled(sub.id)).toBe(false);
+    expect(await metricValue(app, 'hookbus_delivery_attempts_total{outcome="failed"}')).toBe(failures + 2);
+  });
+
   it('When the subscription of a delivery is disabled or deleted, then a retry answers 409 and sends nothing', async () => {
     const receiver = await receiverWith(() => ({ status: 500 }));
     const tenant = uniqueName('t');

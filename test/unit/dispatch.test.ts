@@ -2,7 +2,7 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { retryAfterMs, Sender } from '../../src/dispatch/attempt.js';
 import { deliveryIdOf } from '../../src/deliveries/ids.js';
-import { nextDelay } from '../../src/dispatch/deliver.js';
+import { nextDelay } from '../../src/dispatch/make-attempt.js';
 import { parseEnvelope } from '../../src/envelope.js';
 import { CompiledSubscription } from '../../src/dispatch/matching.js';
 import { signatureHeader, signingSecrets } from '../../src/dispatch/signing.js';
