@@ -107,29 +107,35 @@ export class DeliveryLogRetention {
     return result;
   }
 
-  /** One purge as of `now`. */
+  /**
+   * One purge as of `now`. Ids are handled CHUNK at a time as the walk finds them: the process
+   * never holds more than one chunk of them, however large the log.
+   */
   async purge(now: Date): Promise<PurgeResult> {
-    const { log, maxAge } = this.options;
-    const cutoff = new Date(now.getTime() - maxAge);
-    const over = await this.overLimit(cutoff);
+    const cutoff = new Date(now.getTime() - this.options.maxAge);
     const result: PurgeResult = { deliveries: 0, attempts: 0, kept: 0 };
-    for (let i = 0; i < over.length && !this.stopped; i += CHUNK) {
-      const ids = over.slice(i, i + CHUNK);
-      const attempts = await log.attemptsOf(ids);
-      const settled = ids.filter((id) => isSettled(currentStatus(attempts.get(id) ?? [])));
-      result.kept += ids.length - settled.length;
-      const removed = await log.remove(settled);
-      result.deliveries += removed.deliveries;
-      result.attempts += removed.attempts;
+    for await (const ids of chunks(this.overLimit(cutoff))) {
+      if (this.stopped) break;
+      await this.removeSettled(ids, result);
     }
     if (!this.stopped) result.attempts += await this.sweepOrphans(cutoff);
     return result;
   }
 
-  /** Ids of deliveries beyond their subscription's newest `limit`, or created before `cutoff`. */
-  private async overLimit(cutoff: Date): Promise<string[]> {
+  /** Deletes those of `ids` that are settled, with their attempts; counts the others as kept. */
+  private async removeSettled(ids: string[], result: PurgeResult): Promise<void> {
+    const { log } = this.options;
+    const attempts = await log.attemptsOf(ids);
+    const settled = ids.filter((id) => isSettled(currentStatus(attempts.get(id) ?? [])));
+    result.kept += ids.length - settled.length;
+    const removed = await log.remove(settled);
+    result.deliveries += removed.deliveries;
+    result.attempts += removed.attempts;
+  }
+
+  /** Ids of deliveries beyond their subscription's newest `limit`, or created before `cutoff`, as the walk meets them. */
+  private async *overLimit(cutoff: Date): AsyncGenerator<string> {
     const { log, limit } = this.options;
-    const ids: string[] = [];
     let current = '';
     let seen = 0;
     const cursor = log.deliveries
@@ -143,9 +149,8 @@ export class DeliveryLogRetention {
         seen = 0;
       }
       seen++;
-      if (seen > limit || new Date(doc.createdAt) < cutoff) ids.push(doc._id);
+      if (seen > limit || new Date(doc.createdAt) < cutoff) yield doc._id;
     }
-    return ids;
   }
 
   /**
@@ -154,23 +159,43 @@ export class DeliveryLogRetention {
    */
   private async sweepOrphans(cutoff: Date): Promise<number> {
     const { log } = this.options;
-    const old = await log.attempts
+    const cursor = log.attempts
       .find({ at: { $lt: cutoff } }, { deliveryId: 1 })
-      .lean<Pick<AttemptDoc, 'deliveryId'>[]>();
-    const ids = [...new Set(old.map((a) => a.deliveryId))];
+      // Sorted (by the {at} index): FerretDB then reads the matches whole before the first batch,
+      // instead of keeping a read open on the table the deletes below write to.
+      .sort({ at: 1 })
+      .lean<Pick<AttemptDoc, 'deliveryId'>[]>()
+      .cursor();
+    const owners = async function* () {
+      for await (const attempt of cursor as AsyncIterable<Pick<AttemptDoc, 'deliveryId'>>) yield attempt.deliveryId;
+    };
     let deleted = 0;
-    for (let i = 0; i < ids.length && !this.stopped; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
+    for await (const chunk of chunks(owners())) {
+      if (this.stopped) break;
+      const ids = [...new Set(chunk)];
       const existing = new Set(
-        (await log.deliveries.find({ _id: { $in: chunk } }, { _id: 1 }).lean<{ _id: string }[]>()).map((d) => d._id),
+        (await log.deliveries.find({ _id: { $in: ids } }, { _id: 1 }).lean<{ _id: string }[]>()).map((d) => d._id),
       );
-      const orphans = chunk.filter((id) => !existing.has(id));
+      const orphans = ids.filter((id) => !existing.has(id));
       if (orphans.length > 0) {
         deleted += (await log.attempts.deleteMany({ deliveryId: { $in: orphans } })).deletedCount;
       }
     }
     return deleted;
   }
+}
+
+/** The items in lists of at most CHUNK. */
+async function* chunks<T>(items: AsyncIterable<T>): AsyncGenerator<T[]> {
+  let chunk: T[] = [];
+  for await (const item of items) {
+    chunk.push(item);
+    if (chunk.length === CHUNK) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
 }
 
 /** Zero-padded, so lease ids sort as their slots do. */
