@@ -13,7 +13,8 @@ import {
   type DeliveryStatus,
 } from '../deliveries/model.js';
 import { deliveryView, isSettled, lastAttemptNumber, latestEntry } from '../deliveries/view.js';
-import { makeAttempt, type AttemptDeps } from '../dispatch/make-attempt.js';
+import { makeAttempt, type AttemptDeps, type AttemptOutcome } from '../dispatch/make-attempt.js';
+import { Stopped } from '../work.js';
 import { publishDeliveryMessage } from '../dispatch/stage.js';
 import { DELIVERY_KEY, type DispatchNames } from '../dispatch/topology.js';
 import { envelopeWithRawData, newEventId, type Envelope } from '../envelope.js';
@@ -72,7 +73,7 @@ export async function retryNow(
   const { doc, attempts } = found;
   const sub = await enabledSubscription(deps, doc.webhookId, 'retry');
   const current = async () => (await deps.log.attemptsOf([doc._id])).get(doc._id) ?? [];
-  const outcome = await makeAttempt(attemptDeps(deps), {
+  const order = {
     subscription: sub,
     deliveryId: doc._id,
     eventId: doc.eventId,
@@ -80,24 +81,28 @@ export async function retryNow(
     body: doc.payload,
     offset: lastAttemptNumber(attempts),
     step: null,
-    // As recorded now: an attempt of the chain may have finished while this one ran.
+    // As recorded now: an attempt of the chain may have finished while this one ran. A delivery
+    // with no attempt yet (pending) still has its first one to come.
     chainStillRunning: async () => {
       const latest = latestEntry(await current());
-      return latest && !isSettled(latest.status) ? { nextAttemptAt: latest.nextAttemptAt } : null;
+      return isSettled(latest?.status ?? 'pending') ? null : { nextAttemptAt: latest?.nextAttemptAt ?? null };
     },
-  });
-  const [stored] = await deps.log.insertEntries([
-    attemptDoc(outcome.record, {
+  };
+  const stored: AttemptDoc[] = [];
+  const record = async (made: AttemptOutcome) => {
+    const entry = attemptDoc(made.record, {
       _id: '',
       deliveryId: doc._id,
       webhookId: doc.webhookId,
       tenantId: doc.tenantId,
-      status: outcome.status,
-      nextAttemptAt: outcome.nextAttemptAt,
-    }),
-  ]);
+      status: made.status,
+      nextAttemptAt: made.nextAttemptAt,
+    });
+    stored.push(...(await deps.log.insertEntries([entry])));
+  };
+  await attemptOrAnswer503(makeAttempt(attemptDeps(deps), order, record));
   const now = await current();
-  return deliveryView(doc, now.length > 0 ? now : [stored!]);
+  return deliveryView(doc, now.length > 0 ? now : stored);
 }
 
 /**
@@ -118,26 +123,49 @@ export async function sendTest(deps: OperatorDeps, sub: SubscriptionRecord) {
     headers: {},
   };
   const deliveryId = randomDeliveryId();
-  const outcome = await makeAttempt(attemptDeps(deps), {
-    subscription: sub,
-    deliveryId,
-    eventId: envelope.id,
-    event: TEST_EVENT,
-    // The same bytes of `data` in both payload modes, as for any delivery.
-    body: (sub.payload === 'data' ? data : envelopeWithRawData(envelope, data)).toString('utf8'),
-    offset: 0,
-    step: null,
-  });
+  const outcome = await attemptOrAnswer503(
+    makeAttempt(attemptDeps(deps), {
+      subscription: sub,
+      deliveryId,
+      eventId: envelope.id,
+      event: TEST_EVENT,
+      // The same bytes of `data` in both payload modes, as for any delivery.
+      body: (sub.payload === 'data' ? data : envelopeWithRawData(envelope, data)).toString('utf8'),
+      offset: 0,
+      step: null,
+    }),
+  );
   return { deliveryId, eventId: envelope.id, success: outcome.ok, record: outcome.record };
 }
 
 /** How long a request waits for a 410's disabling of a subscription while MongoDB does not answer. */
 const DISABLE_PATIENCE_MS = 5000;
 
-/** An operator's attempt is made like the dispatcher's; the request gives up on a database that is away. */
+/**
+ * An operator's attempt is made like the dispatcher's. `stopped` is asked only by the 410's
+ * disabling, which a request keeps trying for DISABLE_PATIENCE_MS from its first try.
+ */
 function attemptDeps(deps: OperatorDeps): AttemptDeps {
-  const giveUpAt = Date.now() + DISABLE_PATIENCE_MS;
-  return { ...deps, stopped: () => Date.now() > giveUpAt };
+  let giveUpAt: number | undefined;
+  return {
+    ...deps,
+    stopped: () => Date.now() > (giveUpAt ??= Date.now() + DISABLE_PATIENCE_MS),
+  };
+}
+
+/** The attempt, or a 503 when its endpoint answered 410 and the database did not take the disabling. */
+async function attemptOrAnswer503(attempt: Promise<AttemptOutcome>): Promise<AttemptOutcome> {
+  try {
+    return await attempt;
+  } catch (error) {
+    if (!(error instanceof Stopped)) throw error;
+    throw new HttpProblem(
+      503,
+      'The endpoint answered 410 Gone, but the database did not answer to disable the subscription (a retry is ' +
+        'recorded all the same); retry later.',
+      { type: 'database-unavailable', headers: { 'Retry-After': '5' } },
+    );
+  }
 }
 
 export interface ReplayRequest {

@@ -99,9 +99,9 @@ export class Deliverer {
       throw new Stopped('the channel closed while the delivery waited for a slot');
     }
 
-    let outcome: AttemptOutcome | undefined;
+    let outcome: AttemptOutcome;
     try {
-      outcome = await makeAttempt(this.options, {
+      const order = {
         subscription: record,
         deliveryId: delivery.deliveryId,
         eventId: delivery.eventId,
@@ -109,18 +109,22 @@ export class Deliverer {
         body: delivery.payload,
         offset: delivery.offset ?? 0,
         step: delivery.attempt,
-      });
+        onAnswer: release,
+      };
+      outcome = await makeAttempt(this.options, order, (made) =>
+        store.record({
+          deliveryId: delivery.deliveryId,
+          webhookId: record._id,
+          tenantId: record.tenantId,
+          attempt: made.record,
+          status: made.status,
+          nextAttemptAt: made.nextAttemptAt,
+        }),
+      );
     } finally {
-      release(outcome?.ok === true);
+      // Already released when the HTTP exchange ended; this covers a throw before it.
+      release(false);
     }
-    await store.record({
-      deliveryId: delivery.deliveryId,
-      webhookId: record._id,
-      tenantId: record.tenantId,
-      attempt: outcome.record,
-      status: outcome.status,
-      nextAttemptAt: outcome.nextAttemptAt,
-    });
     if (outcome.delayMs !== null) {
       await this.publishAfter(outcome.delayMs, { ...delivery, attempt: delivery.attempt + 1 }, abandoned);
     }

@@ -40,6 +40,8 @@ export interface AttemptOrder {
    * come (then the delivery stays `retrying`, with that attempt's time), read after the attempt.
    */
   chainStillRunning?: () => Promise<{ nextAttemptAt: Date | null } | null>;
+  /** Called as soon as the HTTP exchange is over, with whether it was a 2xx (the deliverer frees its slot). */
+  onAnswer?: (ok: boolean) => void;
 }
 
 export interface AttemptOutcome {
@@ -69,13 +71,18 @@ export function nextDelay(schedule: readonly number[], attempt: number, retryAft
  * replays' chains, an operator's retry, test sends): its number, its timeout (DELIVERY_TIMEOUT_MS
  * or the subscription's shorter one), the delivery's status after it, the wait before the next
  * one (the schedule, or a longer Retry-After on 429/503), the metrics, and a 410's disabling of
- * the subscription. Recording the attempt is the caller's: a test send is not recorded.
+ * the subscription. `record` stores the attempt (a test send has none); it runs before the
+ * disabling, so an attempt made is recorded even when the database then fails.
  */
-export async function makeAttempt(deps: AttemptDeps, order: AttemptOrder): Promise<AttemptOutcome> {
+export async function makeAttempt(
+  deps: AttemptDeps,
+  order: AttemptOrder,
+  record?: (outcome: AttemptOutcome) => Promise<void>,
+): Promise<AttemptOutcome> {
   const { config, sender, metrics } = deps;
   const { subscription, step } = order;
   metrics.deliveriesInFlight.inc();
-  let result;
+  let result: Awaited<ReturnType<Sender['send']>> | undefined;
   try {
     result = await sender.send({
       subscription,
@@ -88,26 +95,28 @@ export async function makeAttempt(deps: AttemptDeps, order: AttemptOrder): Promi
     });
   } finally {
     metrics.deliveriesInFlight.dec();
+    order.onAnswer?.(result?.ok === true);
   }
-  const { record, ok } = result;
+  const { record: attempt, ok } = result;
   const gone = result.status === 410;
   const schedule = config.delivery.retrySchedule;
   const maxAttempts = Math.min(schedule.length + 1, subscription.retry?.maxAttempts ?? Infinity);
-  let outcome: Omit<AttemptOutcome, 'record' | 'ok'> = { status: 'failed', delayMs: null, nextAttemptAt: null };
+  let outcome: AttemptOutcome = { record: attempt, ok, status: 'failed', delayMs: null, nextAttemptAt: null };
   if (ok) outcome.status = 'success';
   else if (!gone && step !== null && step < maxAttempts) {
     const delayMs = nextDelay(schedule, step, result.retryAfterMs);
-    const nextAttemptAt = new Date(record.at.getTime() + record.durationMs + delayMs);
-    outcome = { status: 'retrying', delayMs, nextAttemptAt };
+    const nextAttemptAt = new Date(attempt.at.getTime() + attempt.durationMs + delayMs);
+    outcome = { ...outcome, status: 'retrying', delayMs, nextAttemptAt };
   } else if (!gone && step === null) {
     const chain = await order.chainStillRunning?.();
-    if (chain) outcome = { status: 'retrying', delayMs: null, nextAttemptAt: chain.nextAttemptAt };
+    if (chain) outcome = { ...outcome, status: 'retrying', nextAttemptAt: chain.nextAttemptAt };
   }
   const label = outcome.status === 'retrying' ? 'retry' : outcome.status;
   metrics.deliveryAttempts.inc({ outcome: label });
-  metrics.deliveryAttemptDuration.observe({ outcome: label }, record.durationMs / 1000);
+  metrics.deliveryAttemptDuration.observe({ outcome: label }, attempt.durationMs / 1000);
+  await record?.(outcome);
   if (gone) await disable(deps, subscription._id);
-  return { record, ok, ...outcome };
+  return outcome;
 }
 
 /** `410 Gone`: the subscription is disabled, and every process is told (SPEC §5.2). */

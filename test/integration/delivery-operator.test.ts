@@ -1,6 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.js';
+import { deliveryIdOf } from '../../src/deliveries/ids.js';
 import { DeliveryLog } from '../../src/deliveries/log.js';
 import { metricValue } from '../support/app.js';
 import {
@@ -82,6 +83,34 @@ describe('operator calls: retry, test send, replay, emit (DELIVERY_RETRY_SCHEDUL
     expect(test.body).toMatchObject({ success: false, attempt: { response: { status: 410 } } });
     expect(await enabled(sub.id)).toBe(false);
     expect(await metricValue(app, 'hookbus_delivery_attempts_total{outcome="failed"}')).toBe(failures + 2);
+  });
+
+  it('When a delivery still waiting for its first attempt is retried and the retry fails, then it stays retrying', async () => {
+    const receiver = await receiverWith(() => ({ status: 500 }));
+    const tenant = uniqueName('t');
+    const sub = await subscribe(app, tenant, { url: receiver.url, events: ['first.later'] });
+    const now = new Date();
+    const eventId = uniqueName('evt');
+    const pending = {
+      _id: deliveryIdOf(eventId, sub.id),
+      webhookId: sub.id,
+      tenantId: tenant,
+      scope: 'tenant' as const,
+      eventId,
+      event: 'first.later',
+      url: receiver.url,
+      status: 'pending' as const,
+      payload: '{}',
+      createdAt: now,
+      updatedAt: now,
+      nextAttemptAt: now,
+    };
+    await DeliveryLog.of(app.db!.connection).insertRecords([pending], []);
+    const res = await call<DeliveryBody>(tenant, 'POST', `/api/deliveries/${pending._id}/retry`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: 'retrying' });
+    expect(res.body.attempts.map((a) => a.n)).toEqual([1]);
+    expect((await call(tenant, 'DELETE', `/api/deliveries/${pending._id}`)).status).toBe(409);
   });
 
   it('When the subscription of a delivery is disabled or deleted, then a retry answers 409 and sends nothing', async () => {

@@ -4,7 +4,7 @@ import { startTestApp, waitReady } from '../support/app.js';
 import { eventually } from '../support/wait.js';
 
 /**
- * The queries of the delivery log and what backs each (src/dispatch/deliveries.ts):
+ * The queries of the delivery log and what backs each (src/deliveries/model.ts):
  *   deliveries {webhookId, createdAt < c or (= c and _id < i)} sort {createdAt: -1, _id: -1}: list, status
  *     filter, replay window, bulk delete; the purge walks every delivery sorted {webhookId, createdAt, _id}
  *   deliveries {_id}: one delivery
