@@ -161,8 +161,7 @@ async function attemptOrAnswer503(attempt: Promise<AttemptOutcome>): Promise<Att
     if (!(error instanceof Stopped)) throw error;
     throw new HttpProblem(
       503,
-      'The endpoint answered 410 Gone, but the database did not answer to disable the subscription (a retry is ' +
-        'recorded all the same); retry later.',
+      'The endpoint answered 410 Gone, but the database did not answer to disable the subscription; retry later.',
       { type: 'database-unavailable', headers: { 'Retry-After': '5' } },
     );
   }
