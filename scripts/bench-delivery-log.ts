@@ -22,11 +22,15 @@
  * 300 ms meanwhile. Exit status: 0 PASS, 1 FAIL, 2 when the run itself failed.
  *
  * The run uses its own database (`<db>_log_<hex>`) and queue prefix (`bench_log_<hex>`), and
- * deletes both at the end.
+ * deletes both at the end, also on SIGINT or SIGTERM. Seen here: a SIGTERM sent to every process
+ * of an `npx tsx` run (the wrappers too) ended it before that cleanup was done; sent to the script's
+ * own process (`node --import tsx scripts/bench-delivery-log.ts`), the cleanup ran.
  */
+import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import amqplib from 'amqplib';
+import amqplib, { type ChannelModel } from 'amqplib';
 import jwt from 'jsonwebtoken';
 import mongoose from 'mongoose';
 import { deliveryIdOf } from '../src/deliveries/ids.js';
@@ -197,6 +201,13 @@ async function main(): Promise<number> {
     DELIVERY_RETRY_SCHEDULE: `${RETRY_STEP_MS}ms`,
   };
   const api = startChild('hookbus api', [root('dist/main.js')], { ...process.env, ...env }, /"port":(\d+)/);
+  let cleaning: Promise<void> | undefined;
+  // Once, from the end of the run or from Ctrl-C or a kill: the api process, then what it declared.
+  const cleanUp = () => (cleaning ??= removeAll(api.child, amqp, mongo));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    // `on`, not `once`: a wrapper (npx, tsx) may pass the same signal on, and a second one must not kill the cleanup.
+    process.on(signal, () => void cleanUp().finally(() => process.exit(128 + constants.signals[signal])));
+  }
   try {
     const [, port] = await api.ready;
     const base = `http://127.0.0.1:${port}`;
@@ -216,27 +227,32 @@ async function main(): Promise<number> {
     await seed(log, webhookId);
     return await measure(call, log, webhookId);
   } finally {
-    await stopChild(api.child);
-    const channel = await amqp.createChannel();
-    channel.on('error', () => undefined);
-    const names = dispatchNames(prefix);
-    for (const queue of [
-      names.deliveries,
-      `${prefix}.deployment`,
-      ...delayQueues([RETRY_STEP_MS]).map((ms) => names.retryQueue(ms)),
-    ]) {
-      await channel.deleteQueue(queue).catch(() => undefined);
-    }
-    for (const exchange of [names.deliveries, names.events, names.control])
-      await channel.deleteExchange(exchange).catch(() => undefined);
-    await amqp.close().catch(() => undefined);
-    await mongo
-      .db(dbName)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo.close();
-    await mongoose.disconnect();
+    await cleanUp();
   }
+}
+
+/** Stops the api process, then deletes the queues and exchanges it declared and the run's database. */
+async function removeAll(child: ChildProcess, amqp: ChannelModel, mongo: mongoose.mongo.MongoClient): Promise<void> {
+  await stopChild(child);
+  const channel = await amqp.createChannel();
+  channel.on('error', () => undefined);
+  const names = dispatchNames(prefix);
+  const queues = [
+    names.deliveries,
+    `${prefix}.deployment`,
+    ...delayQueues([RETRY_STEP_MS]).map((ms) => names.retryQueue(ms)),
+  ];
+  for (const queue of queues) await channel.deleteQueue(queue).catch(() => undefined);
+  for (const exchange of [names.deliveries, names.events, names.control]) {
+    await channel.deleteExchange(exchange).catch(() => undefined);
+  }
+  await amqp.close().catch(() => undefined);
+  await mongo
+    .db(dbName)
+    .dropDatabase()
+    .catch(() => undefined);
+  await mongo.close();
+  await mongoose.disconnect();
 }
 
 type Call = (

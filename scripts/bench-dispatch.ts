@@ -626,8 +626,13 @@ const mongo = await new mongoose.mongo.MongoClient(MONGODB_URI).connect();
 const receiver = await Receiver.start(root('scripts/bench/dispatch-receiver.ts'));
 const cleanup = new Cleanup(amqp, mongo);
 // Ctrl-C or a kill: remove what the current run created before going.
+// `on`, not `once`, and one cleanup however many signals: a wrapper (npx, tsx) may pass the same
+// signal on, and a second one must neither kill the cleanup nor exit before it is done.
+let stopping: Promise<void> | undefined;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanup.run().finally(() => process.exit(128 + constants.signals[signal])));
+  process.on(signal, () => {
+    stopping ??= cleanup.run().finally(() => process.exit(128 + constants.signals[signal]));
+  });
 }
 
 printSetup();
