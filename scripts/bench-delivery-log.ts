@@ -37,20 +37,15 @@ import { deliveryIdOf } from '../src/deliveries/ids.js';
 import { DeliveryLog } from '../src/deliveries/log.js';
 import type { AttemptDoc, DeliveryDoc, DeliveryStatus } from '../src/deliveries/model.js';
 import { delayQueues, dispatchNames } from '../src/dispatch/topology.js';
+import { databaseOf, numberArg, textArg } from './bench/args.js';
 import { startChild, stopChild, waitFor } from './bench/dispatch-processes.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const DELIVERIES = arg('deliveries', 20_000);
-const CALLS = arg('calls', 100);
-const LIMIT = arg('limit', 50);
-const BUDGET_MS = arg('budget-seconds', 30) * 1000;
+const DELIVERIES = numberArg('deliveries', 20_000);
+const CALLS = numberArg('calls', 100);
+const LIMIT = numberArg('limit', 50);
+const BUDGET_MS = numberArg('budget-seconds', 30) * 1000;
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const i = process.argv.indexOf('--mongodb-uri');
-const MONGODB_URI =
-  i > 0 ? process.argv[i + 1]! : (process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus_bench');
+const MONGODB_URI = textArg('mongodb-uri', process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus_bench');
 const RETRY_STEP_MS = 5000;
 /** A p95 is printed only over at least this many calls (single-call phases print their time as max). */
 const MIN_FOR_P95 = 20;
@@ -60,10 +55,7 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 const root = (path: string) => fileURLToPath(new URL(`../${path}`, import.meta.url));
 
 const hex = randomBytes(3).toString('hex');
-const match = /^(mongodb(?:\+srv)?:\/\/[^/?]+)\/?([^?]*)(\?.*)?$/.exec(MONGODB_URI);
-if (!match) throw new Error(`not a MongoDB URI: ${MONGODB_URI}`);
-const dbName = `${match[2] || 'hookbus_bench'}_log_${hex}`;
-const dbUri = `${match[1]}/${dbName}${match[3] ?? ''}`;
+const { name: dbName, uri: dbUri } = databaseOf(MONGODB_URI, `log_${hex}`);
 const prefix = `bench_log_${hex}`;
 const secret = randomBytes(16).toString('hex');
 const auth = { authorization: `Bearer ${jwt.sign({ tenantId: 'bench' }, secret, { algorithm: 'HS256' })}` };

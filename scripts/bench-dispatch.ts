@@ -46,6 +46,7 @@ import mongoose from 'mongoose';
 import { newDeployment, QueueOwner, type DeploymentRecord } from '../src/deployment.js';
 import { createLogger } from '../src/logger.js';
 import { declareFanOutQueue, delayQueues, dispatchNames } from '../src/dispatch/topology.js';
+import { databaseOf, numberArg, textArg } from './bench/args.js';
 import { now, type Latency } from './bench/dispatch-protocol.js';
 import {
   cpuSeconds,
@@ -61,27 +62,19 @@ const silent = createLogger('silent');
 /** DELIVERY_LOG_LIMIT for the runs: more than any run makes, so the purge keeps every record. */
 const KEEP_EVERY_RECORD = 100_000_000;
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const text = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1]! : fallback;
-};
 const QUICK = process.argv.includes('--quick');
-const EVENTS = arg('events', 20_000);
-const PREFETCH = arg('prefetch', 64);
+const EVENTS = numberArg('events', 20_000);
+const PREFETCH = numberArg('prefetch', 64);
 /** hookbus's default DELIVERY_MAX_IN_FLIGHT_PER_WEBHOOK, which users run with. */
-const MAX_IN_FLIGHT = arg('max-in-flight', 8);
-const RUNS = arg('runs', 1);
-const RATE = arg('rate', 1000);
-const PACED_SECONDS = arg('paced-seconds', 5);
-const MAX_SECONDS = arg('max-seconds', 120);
+const MAX_IN_FLIGHT = numberArg('max-in-flight', 8);
+const RUNS = numberArg('runs', 1);
+const RATE = numberArg('rate', 1000);
+const PACED_SECONDS = numberArg('paced-seconds', 5);
+const MAX_SECONDS = numberArg('max-seconds', 120);
 /** The issue asks for at least this many; --quick allows fewer, for trying the script out. */
 const MIN_EVENTS = 20_000;
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const MONGODB_URI = text('mongodb-uri', process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus_bench');
+const MONGODB_URI = textArg('mongodb-uri', process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus_bench');
 /** One short step (DELIVERY_RETRY_SCHEDULE): a failed attempt shows as a retry 5 s later, not hours. */
 const RETRY_STEP_MS = 5000;
 /** A phase fails when no new event arrived for this long. */
@@ -114,14 +107,6 @@ function envelope(id: string, sentAt?: number): Buffer {
       data: sentAt === undefined ? DATA : { sentAt, ...DATA },
     }),
   );
-}
-
-/** The URI with `<database>_<suffix>` as its database (`hookbus_bench_<suffix>` when it names none). */
-function databaseOf(uri: string, suffix: string): { uri: string; name: string } {
-  const match = /^(mongodb(?:\+srv)?:\/\/[^/?]+)\/?([^?]*)(\?.*)?$/.exec(uri);
-  if (!match) throw new Error(`--mongodb-uri: not a MongoDB URI: ${uri}`);
-  const name = `${match[2] || 'hookbus_bench'}_${suffix}`;
-  return { uri: `${match[1]}/${name}${match[3] ?? ''}`, name };
 }
 
 /**

@@ -14,13 +14,10 @@ import { fileURLToPath } from 'node:url';
 import amqplib from 'amqplib';
 import autocannon from 'autocannon';
 import jwt from 'jsonwebtoken';
+import { numberArg } from './bench/args.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const DURATION = arg('duration', 10);
-const CONNECTIONS = arg('connections', 50);
+const DURATION = numberArg('duration', 10);
+const CONNECTIONS = numberArg('connections', 50);
 const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const MONGODB_URI = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/hookbus_bench';
 const EXCHANGE = `bench.inbound.${randomBytes(3).toString('hex')}`;

@@ -24,12 +24,9 @@ import {
   MAX_RESOURCE_KEY_LENGTH,
   type ResourceKeyPattern,
 } from '../src/webhooks/resource-key-pattern.js';
+import { numberArg } from './bench/args.js';
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const MATCHES = arg('matches', 10_000);
+const MATCHES = numberArg('matches', 10_000);
 const KEY = MAX_RESOURCE_KEY_LENGTH;
 
 const repeated =
